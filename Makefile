@@ -1,0 +1,59 @@
+# The two commands of the README: `make run` and `make test`. Everything they need is
+# installed here, into the project: .venv (componentize-py, nats-server), build/ (the runtime
+# component), and the Cargo target directory.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+CARGO_TARGET_DIR ?= $(HOME)/.cache/action-worker/target
+export CARGO_TARGET_DIR
+RUNTIME := build/action-runtime.wasm
+RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
+BIN := $(CARGO_TARGET_DIR)/release/action-worker
+
+.PHONY: all build run test check lint bench runtime venv clean
+
+all: build
+
+$(VENV)/.stamp: python-runtime/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r python-runtime/requirements.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+build/pydeps/.stamp: python-runtime/bundle-requirements.txt $(VENV)/.stamp
+	rm -rf build/pydeps
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --target build/pydeps -r python-runtime/bundle-requirements.txt
+	touch $@
+
+$(RUNTIME): $(RUNTIME_SOURCES) build/pydeps/.stamp $(VENV)/.stamp
+	@mkdir -p build
+	$(VENV)/bin/componentize-py -d wit -w action-runtime componentize app \
+		-p python-runtime -p build/pydeps -o $@.tmp
+	mv $@.tmp $@
+
+runtime: $(RUNTIME)
+
+# The runtime and the release binary, nothing run.
+build: $(RUNTIME)
+	cargo build --release --locked -p action-worker
+
+# Builds everything and starts the worker on its embedded default.
+run: build
+	$(BIN) --config worker.toml serve
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+
+# Builds everything (dev profile, optimised dependencies) and runs every test.
+test: $(RUNTIME) $(VENV)/.stamp
+	cargo build --locked --workspace --all-targets
+	$(MAKE) --no-print-directory lint
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace --all-targets
+
+bench: $(RUNTIME)
+	cargo bench --locked -p action-sandbox --bench sandbox_bench
+
+clean:
+	rm -rf build data

@@ -1,0 +1,136 @@
+//! Jobs (SPEC §5): what the workflow engine asks the worker to run.
+
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::definition::{ActionDefinition, DefinitionError};
+
+/// Longest job id, in characters.
+pub const MAX_JOB_ID_CHARS: usize = 128;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub action: ActionRef,
+    #[serde(default)]
+    pub args: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Map<String, Value>>,
+    #[serde(default)]
+    pub test: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+/// The action of a job: carried whole, or named for lookup in the registry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ActionRef {
+    Inline(Box<ActionDefinition>),
+    Named {
+        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        revision: Option<u64>,
+    },
+}
+
+impl ActionRef {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Inline(def) => &def.name,
+            Self::Named { name, .. } => name,
+        }
+    }
+}
+
+// A definition has a `type`; a reference has only `name` and `revision`. Deciding on that key
+// gives the error of the form that was meant, where serde's untagged enums say only that
+// nothing matched.
+impl<'de> Deserialize<'de> for ActionRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Map::<String, Value>::deserialize(deserializer)?;
+        if value.contains_key("type") {
+            return ActionDefinition::deserialize(Value::Object(value))
+                .map(|def| Self::Inline(Box::new(def)))
+                .map_err(de::Error::custom);
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Named {
+            name: String,
+            #[serde(default)]
+            revision: Option<u64>,
+        }
+        let named = Named::deserialize(Value::Object(value)).map_err(|e| {
+            de::Error::custom(format!(
+                "an action is a definition (with \"type\") or a reference {{\"name\", \"revision\"?}}: {e}"
+            ))
+        })?;
+        Ok(Self::Named { name: named.name, revision: named.revision })
+    }
+}
+
+/// A job that decoded but breaks a rule; the worker answers it with `rejected`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JobError {
+    #[error("id: must be 1 to {MAX_JOB_ID_CHARS} characters, got {0}")]
+    BadId(usize),
+    #[error("timeout_ms: must be at least 1")]
+    ZeroTimeout,
+    #[error("action.{0}")]
+    Definition(#[from] DefinitionError),
+}
+
+impl Job {
+    pub fn validate(&self) -> Result<(), JobError> {
+        let id_chars = self.id.chars().count();
+        if id_chars == 0 || id_chars > MAX_JOB_ID_CHARS {
+            return Err(JobError::BadId(id_chars));
+        }
+        if self.timeout_ms == Some(0) {
+            return Err(JobError::ZeroTimeout);
+        }
+        if let ActionRef::Inline(def) = &self.action {
+            def.validate()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_is_inline_or_named() {
+        let job: Job = serde_json::from_str(r#"{"id":"j1","action":{"name":"getOrder","revision":3}}"#).unwrap();
+        assert_eq!(job.action, ActionRef::Named { name: "getOrder".into(), revision: Some(3) });
+        let job: Job = serde_json::from_str(
+            r#"{"id":"j1","action":{"name":"a","type":"python","python":{"code":"x=1"}}}"#,
+        )
+        .unwrap();
+        assert!(matches!(job.action, ActionRef::Inline(_)));
+        let err = serde_json::from_str::<Job>(r#"{"id":"j1","action":{"name":"a","code":"x"}}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `code`"), "{err}");
+    }
+
+    #[test]
+    fn ids_are_bounded() {
+        let mut job: Job = serde_json::from_str(r#"{"id":"","action":{"name":"a"}}"#).unwrap();
+        assert_eq!(job.validate(), Err(JobError::BadId(0)));
+        job.id = "x".repeat(129);
+        assert_eq!(job.validate(), Err(JobError::BadId(129)));
+        job.id = "x".repeat(128);
+        assert_eq!(job.validate(), Ok(()));
+    }
+}

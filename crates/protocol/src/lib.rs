@@ -1,0 +1,20 @@
+//! The action-worker's vocabulary: action definitions (SPEC §2), jobs and results (SPEC §5),
+//! their JSON and MessagePack encodings, and loading definitions from disk.
+//!
+//! This crate does no I/O beyond reading a definition file and knows nothing of NATS,
+//! HTTP or wasmtime: every other crate speaks through these types.
+
+mod definition;
+mod encoding;
+mod job;
+mod load;
+mod result;
+
+pub use definition::{
+    ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod, ParameterSpec,
+    PythonSpec,
+};
+pub use encoding::{DecodeError, Encoding};
+pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS};
+pub use load::{LoadError, load_action};
+pub use result::{ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry};

@@ -1,0 +1,90 @@
+//! The sandbox's settings and the limits of one job, with their defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Limits of one job. Every one is enforced by the host; see `docs/security.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobLimits {
+    /// Wall time from the start of the job, host waits included (SPEC §7: 30 s).
+    pub timeout: Duration,
+    /// WebAssembly fuel. About 2 s of CPU by default (SPEC §7), measured by the bench.
+    pub fuel: u64,
+    /// Linear memory of the instance, the start-up snapshot included (SPEC §7: 128 MiB).
+    pub memory_bytes: u64,
+    /// Outbound HTTP calls (SPEC §7: 25).
+    pub max_http_calls: u32,
+    /// Bytes of the JSON-encoded output (SPEC §7: 1 MiB).
+    pub output_bytes: u32,
+    /// Bytes of stdout plus stderr kept; more is dropped and flagged (SPEC §7: 64 KiB).
+    pub log_bytes: u32,
+}
+
+impl JobLimits {
+    /// Fuel per second of CPU on the reference machine (see `docs/benchmarks.md`).
+    pub const FUEL_PER_SECOND: u64 = 1_000_000_000;
+
+    /// Keeps each limit at or under the same limit of `cap`.
+    pub fn capped_by(self, cap: &JobLimits) -> JobLimits {
+        JobLimits {
+            timeout: self.timeout.min(cap.timeout),
+            fuel: self.fuel.min(cap.fuel),
+            memory_bytes: self.memory_bytes.min(cap.memory_bytes),
+            max_http_calls: self.max_http_calls.min(cap.max_http_calls),
+            output_bytes: self.output_bytes.min(cap.output_bytes),
+            log_bytes: self.log_bytes.min(cap.log_bytes),
+        }
+    }
+}
+
+impl Default for JobLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            fuel: 2 * Self::FUEL_PER_SECOND,
+            memory_bytes: 128 << 20,
+            max_http_calls: 25,
+            output_bytes: 1 << 20,
+            log_bytes: 64 << 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The runtime component built by `make runtime`.
+    pub component: PathBuf,
+    /// Where compiled components are cached; `None` compiles at every start.
+    pub cache_dir: Option<PathBuf>,
+    /// Instances that may exist at once: running jobs plus instances made ready ahead.
+    pub max_instances: u32,
+    /// Instances instantiated ahead of their job, so a job does not wait for one.
+    pub warm_instances: u32,
+    /// The largest memory any job may be given; sizes the pooling allocator's slots.
+    pub max_memory_bytes: u64,
+    /// Bytes of each memory slot kept mapped between instances instead of returned to the
+    /// kernel: fewer page faults per job, more resident memory per slot.
+    pub keep_resident_bytes: usize,
+    /// The WebAssembly (native) stack of a job.
+    pub max_wasm_stack: usize,
+    /// Compiled scripts kept, keyed by their source.
+    pub script_cache_entries: usize,
+    /// Longest script source accepted, in bytes.
+    pub max_source_bytes: usize,
+}
+
+impl SandboxConfig {
+    pub fn new(component: impl Into<PathBuf>) -> Self {
+        Self {
+            component: component.into(),
+            cache_dir: None,
+            max_instances: 64,
+            warm_instances: 2,
+            max_memory_bytes: 256 << 20,
+            keep_resident_bytes: 16 << 20,
+            max_wasm_stack: 1 << 20,
+            script_cache_entries: 1024,
+            max_source_bytes: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The guest's only way out: the [`ActionHost`] a caller supplies for each job.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use action_protocol::LimitKind;
+
+/// A boxed future, so that [`ActionHost`] stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An HTTP request as the guest's `requests` shim made it; nothing is checked yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    /// The script's own timeout; the host must also stop at the job's deadline.
+    pub timeout_ms: Option<u32>,
+    pub follow_redirects: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub reason: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub elapsed_ms: u32,
+}
+
+/// A failed call that the script sees as a `requests` exception and may handle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("timeout: {0}")]
+    Timeout(String),
+    #[error("connection: {0}")]
+    Connection(String),
+    #[error("too many redirects: {0}")]
+    TooManyRedirects(String),
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
+/// What a host call can end in besides a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// Handed to the guest, which raises it.
+    #[error(transparent)]
+    Call(#[from] HttpError),
+    /// Stops the job: the result is `limit_exceeded` with this limit.
+    #[error("{1}")]
+    Limit(LimitKind, String),
+}
+
+/// The outside world of one job. Implementations decide policy (egress rules, secrets,
+/// tracing); the sandbox adds the job's deadline and the call cap around every call.
+pub trait ActionHost: Send {
+    fn http_send(&mut self, request: HttpRequest, deadline: Instant) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
+}
+
+/// A host that reaches nothing: every request is denied.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoNetwork;
+
+impl ActionHost for NoNetwork {
+    fn http_send(&mut self, request: HttpRequest, _deadline: Instant) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+        Box::pin(async move {
+            Err(HostError::Call(HttpError::Denied(format!(
+                "{} {}: this sandbox has no network access",
+                request.method, request.url
+            ))))
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! Runs untrusted Python actions: CPython compiled to WASI, inside wasmtime, one fresh
+//! instance per job, with fuel, memory, wall-time, stack, log and output limits.
+//!
+//! One [`Sandbox`] per process holds the wasmtime `Engine`, the compiled runtime component
+//! (cached on disk, see [`cache`]) and an `InstancePre` over a pooling allocator with
+//! copy-on-write memory images. [`Sandbox::run`] takes a script, its `context` and its
+//! [`JobLimits`], and returns a [`RunOutcome`] in the vocabulary of `action-protocol`.
+//!
+//! The sandbox knows nothing of NATS, of egress policy or of secrets: every call the guest
+//! makes to the outside world goes through the [`ActionHost`] trait that the caller supplies
+//! for the job. A trap is a limit or a runtime bug, never a crash of the worker.
+
+mod bindings;
+pub mod cache;
+mod config;
+mod epoch;
+mod host;
+mod outcome;
+mod sandbox;
+mod scripts;
+mod state;
+
+pub use config::{JobLimits, SandboxConfig};
+pub use host::{ActionHost, HostError, HttpError, HttpRequest, HttpResponse, NoNetwork};
+pub use outcome::RunOutcome;
+pub use sandbox::{PythonJob, Sandbox, SandboxError};

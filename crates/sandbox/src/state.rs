@@ -1,0 +1,143 @@
+//! The store data of one job: WASI context, memory accounting, the host, the deadline.
+
+use std::time::Instant;
+
+use action_protocol::LimitKind;
+use tokio::time::timeout_at;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Result};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::http;
+use crate::host::{ActionHost, HostError, HttpError, HttpRequest, NoNetwork};
+
+/// Raised as a trap by the host side when a limit stops a job; found again by downcasting.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct LimitTrap {
+    pub(crate) kind: LimitKind,
+    pub(crate) message: String,
+}
+
+impl LimitTrap {
+    pub(crate) fn new(kind: LimitKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// Accounts every linear memory and table of the instance against the job's limit.
+#[derive(Debug)]
+pub(crate) struct MemoryAccount {
+    pub(crate) limit: u64,
+    pub(crate) total: u64,
+    pub(crate) peak: u64,
+}
+
+impl ResourceLimiter for MemoryAccount {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+        let grown = (desired as u64).saturating_sub(current as u64);
+        let total = self.total.saturating_add(grown);
+        if total > self.limit {
+            return Err(LimitTrap::new(
+                LimitKind::Memory,
+                format!(
+                    "memory limit: the action asked for {} MiB of memory, the limit is {} MiB",
+                    total.div_ceil(1 << 20),
+                    self.limit >> 20
+                ),
+            )
+            .into());
+        }
+        self.total = total;
+        self.peak = self.peak.max(total);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+        // CPython's function tables are fixed at link time; growth past this is not ours.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+pub(crate) struct JobState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) memory: MemoryAccount,
+    pub(crate) host: Box<dyn ActionHost>,
+    pub(crate) deadline: Instant,
+    pub(crate) http_calls: u32,
+    pub(crate) max_http_calls: u32,
+}
+
+impl JobState {
+    /// A state for an instance made before its job is known: no host, no deadline yet.
+    pub(crate) fn idle(memory_limit: u64) -> Self {
+        // No preopens, no environment, no arguments, no sockets, no name lookups: the
+        // default WasiCtx grants nothing, and stdout/stderr are sinks (the guest captures
+        // `print` itself, bounded by the job's log limit).
+        let wasi = WasiCtx::builder().build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryAccount { limit: memory_limit, total: 0, peak: 0 },
+            host: Box::new(NoNetwork),
+            deadline: Instant::now(),
+            http_calls: 0,
+            max_http_calls: 0,
+        }
+    }
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+fn to_wit_error(error: HttpError) -> http::Error {
+    match error {
+        HttpError::Denied(m) => http::Error::Denied(m),
+        HttpError::Timeout(m) => http::Error::Timeout(m),
+        HttpError::Connection(m) => http::Error::Connection(m),
+        HttpError::TooManyRedirects(m) => http::Error::TooManyRedirects(m),
+        HttpError::InvalidRequest(m) => http::Error::InvalidRequest(m),
+    }
+}
+
+impl http::Host for JobState {
+    async fn send(&mut self, req: http::Request) -> Result<Result<http::Response, http::Error>> {
+        if self.http_calls >= self.max_http_calls {
+            return Err(LimitTrap::new(
+                LimitKind::HttpCalls,
+                format!("HTTP call limit: the action may make {} calls", self.max_http_calls),
+            )
+            .into());
+        }
+        self.http_calls += 1;
+        let request = HttpRequest {
+            method: req.method,
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+            timeout_ms: req.timeout_ms,
+            follow_redirects: req.follow_redirects,
+        };
+        let deadline = self.deadline;
+        let call = self.host.http_send(request, deadline);
+        match timeout_at(deadline.into(), call).await {
+            Err(_elapsed) => Err(LimitTrap::new(LimitKind::Time, "time limit: the job's deadline passed during an HTTP call").into()),
+            Ok(Ok(r)) => Ok(Ok(http::Response {
+                status: r.status,
+                reason: r.reason,
+                url: r.url,
+                headers: r.headers,
+                body: r.body,
+                elapsed_ms: r.elapsed_ms,
+            })),
+            Ok(Err(HostError::Call(e))) => Ok(Err(to_wit_error(e))),
+            Ok(Err(HostError::Limit(kind, message))) => Err(LimitTrap::new(kind, message).into()),
+        }
+    }
+}
+
+impl crate::bindings::types::Host for JobState {}

@@ -1,0 +1,143 @@
+"""The guest: runs one action job inside a fresh CPython instance.
+
+Built into a WebAssembly component by componentize-py, which runs this module's top level at
+build time and snapshots the interpreter; every job starts from that snapshot in a fresh
+instance, so nothing a job does survives it. The host enforces every limit (fuel, memory,
+time, output and log size); this side only keeps its own promises cheap to check: it never lets
+an exception escape an export (that would trap), it trims logs at the limit it is given, and it
+refuses an oversized output before sending it.
+"""
+
+import builtins
+import gc
+import json
+import marshal
+import random
+import sys
+import traceback
+
+import preload  # noqa: F401 - imported for its side effect: the standard library in the snapshot
+import sandbox_io
+import tzdata_memory
+import requests  # noqa: F401 - pre-imported so that `import requests` in a job is a lookup
+
+import wit_world
+from componentize_py_types import Err
+from wit_world.imports.types import ErrorKind, JobOutput, Logs, ScriptError
+
+tzdata_memory.install()
+
+
+def _script_error(kind, message, tb=None):
+    return ScriptError(kind=kind, message=message, traceback=tb)
+
+
+def _exception_line(exc):
+    """`KeyError: 'orderId'`, robust against an exception whose __str__ misbehaves."""
+    try:
+        return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    except BaseException:  # noqa: BLE001 - a hostile __str__ must not escape
+        return type(exc).__name__
+
+
+def _script_traceback(exc, filename, source):
+    """Python's traceback text with only the frames of the script itself."""
+    try:
+        lines = source.splitlines()
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+        if isinstance(exc, SyntaxError) and exc.filename == filename and exc.lineno:
+            frames = []
+        out = ["Traceback (most recent call last):\n"]
+        for frame in frames:
+            out.append(f'  File "{filename}", line {frame.lineno}, in {frame.name}\n')
+            if frame.lineno and 0 < frame.lineno <= len(lines):
+                out.append(f"    {lines[frame.lineno - 1].strip()}\n")
+        out.extend(traceback.format_exception_only(type(exc), exc))
+        return "".join(out)
+    except BaseException:  # noqa: BLE001
+        return None
+
+
+def _compile(filename, source):
+    return compile(source, filename, "exec", dont_inherit=True)
+
+
+class WitWorld(wit_world.WitWorld):
+    def compile(self, filename, source):
+        try:
+            code = _compile(filename, source)
+        except SyntaxError as exc:
+            raise Err(_syntax_error(exc, filename, source))
+        except BaseException as exc:  # noqa: BLE001 - e.g. ValueError for NUL bytes
+            raise Err(_script_error(ErrorKind.SYNTAX, _exception_line(exc)))
+        return marshal.dumps(code)
+
+    def run(self, job):
+        io = sandbox_io.Capture(job.log_limit)
+        io.install()
+        # The snapshot froze one PRNG state; without this every job would draw the same numbers.
+        random.seed()
+        try:
+            outcome = _run(job)
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape an export
+            outcome = Err(_script_error(ErrorKind.EXCEPTION, _exception_line(exc)))
+        finally:
+            io.uninstall()
+        return JobOutput(outcome=outcome, logs=Logs(**io.collect()))
+
+
+def _syntax_error(exc, filename, source):
+    return _script_error(ErrorKind.SYNTAX, _exception_line(exc), _script_traceback(exc, filename, source))
+
+
+def _run(job):
+    filename, source = job.filename, job.source
+    try:
+        code = marshal.loads(job.code) if job.code is not None else _compile(filename, source)
+    except SyntaxError as exc:
+        return Err(_syntax_error(exc, filename, source))
+    except BaseException as exc:  # noqa: BLE001
+        return Err(_script_error(ErrorKind.SYNTAX, _exception_line(exc)))
+
+    scope = {"__name__": "__action__", "__file__": filename, "__builtins__": builtins}
+    try:
+        exec(code, scope)
+        entry = scope.get("execute_action")
+        if not callable(entry):
+            return Err(
+                _script_error(
+                    ErrorKind.MISSING_ENTRYPOINT,
+                    "the script defines no function execute_action(context)",
+                )
+            )
+        context = json.loads(job.context_json)
+        value = entry(context)
+    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
+        return Err(
+            _script_error(ErrorKind.EXCEPTION, _exception_line(exc), _script_traceback(exc, filename, source))
+        )
+
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except BaseException as exc:  # noqa: BLE001 - TypeError, ValueError, RecursionError
+        return Err(
+            _script_error(
+                ErrorKind.INVALID_OUTPUT,
+                f"execute_action returned a value that is not JSON: {_exception_line(exc)}",
+            )
+        )
+    if len(text) > job.output_limit:  # characters <= bytes; the host checks bytes again
+        return Err(
+            _script_error(
+                ErrorKind.OUTPUT_TOO_LARGE,
+                f"the output is {len(text)} characters, over the limit of {job.output_limit} bytes",
+            )
+        )
+    return text
+
+
+# Everything above is in the snapshot. Move it to the permanent generation so that the
+# collector never walks (and so never writes to) the start-up objects in a job: fewer
+# copy-on-write page faults per instance.
+gc.collect()
+gc.freeze()
