@@ -22,8 +22,8 @@ import tzdata_memory
 import requests  # noqa: F401 - pre-imported so that `import requests` in a job is a lookup
 
 import wit_world
-from componentize_py_types import Err
-from wit_world.imports.types import ErrorKind, JobOutput, Logs, ScriptError
+from componentize_py_types import Err, Ok
+from wit_world.imports.types import ErrorKind, JobOutput, ScriptError
 
 tzdata_memory.install()
 
@@ -83,7 +83,7 @@ class WitWorld(wit_world.WitWorld):
             outcome = Err(_script_error(ErrorKind.EXCEPTION, _exception_line(exc)))
         finally:
             io.uninstall()
-        return JobOutput(outcome=outcome, logs=Logs(**io.collect()))
+        return JobOutput(outcome=outcome)
 
 
 def _syntax_error(exc, filename, source):
@@ -133,7 +133,7 @@ def _run(job):
                 f"the output is {len(text)} characters, over the limit of {job.output_limit} bytes",
             )
         )
-    return text
+    return Ok(text)
 
 
 # Everything above is in the snapshot. Move it to the permanent generation so that the

@@ -128,7 +128,10 @@ pub struct DefinitionError {
 
 impl DefinitionError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -148,27 +151,37 @@ impl ActionDefinition {
         if !is_valid_action_name(&self.name) {
             return Err(DefinitionError::new(
                 "name",
-                format!("{:?} is not a camelCase name matching ^[a-z][A-Za-z0-9]{{0,63}}$", self.name),
+                format!(
+                    "{:?} is not a camelCase name matching ^[a-z][A-Za-z0-9]{{0,63}}$",
+                    self.name
+                ),
             ));
         }
         let description_chars = self.description.chars().count();
         if description_chars > MAX_DESCRIPTION_CHARS {
             return Err(DefinitionError::new(
                 "description",
-                format!("{description_chars} characters, over the limit of {MAX_DESCRIPTION_CHARS}"),
+                format!(
+                    "{description_chars} characters, over the limit of {MAX_DESCRIPTION_CHARS}"
+                ),
             ));
         }
         match self.kind {
             ActionKind::Api => {
                 if self.python.is_some() {
-                    return Err(DefinitionError::new("python", "not allowed in an action of type \"api\""));
+                    return Err(DefinitionError::new(
+                        "python",
+                        "not allowed in an action of type \"api\"",
+                    ));
                 }
-                let api = self
-                    .api
-                    .as_ref()
-                    .ok_or_else(|| DefinitionError::new("api", "missing: an action of type \"api\" needs it"))?;
+                let api = self.api.as_ref().ok_or_else(|| {
+                    DefinitionError::new("api", "missing: an action of type \"api\" needs it")
+                })?;
                 if !(api.base_url.starts_with("http://") || api.base_url.starts_with("https://")) {
-                    return Err(DefinitionError::new("api.base_url", "must start with http:// or https://"));
+                    return Err(DefinitionError::new(
+                        "api.base_url",
+                        "must start with http:// or https://",
+                    ));
                 }
                 if api.base_url.contains('$') {
                     return Err(DefinitionError::new(
@@ -182,12 +195,14 @@ impl ActionDefinition {
             }
             ActionKind::Python => {
                 if self.api.is_some() {
-                    return Err(DefinitionError::new("api", "not allowed in an action of type \"python\""));
+                    return Err(DefinitionError::new(
+                        "api",
+                        "not allowed in an action of type \"python\"",
+                    ));
                 }
-                let python = self
-                    .python
-                    .as_ref()
-                    .ok_or_else(|| DefinitionError::new("python", "missing: an action of type \"python\" needs it"))?;
+                let python = self.python.as_ref().ok_or_else(|| {
+                    DefinitionError::new("python", "missing: an action of type \"python\" needs it")
+                })?;
                 if python.code.trim().is_empty() {
                     return Err(DefinitionError::new("python.code", "is empty"));
                 }
@@ -216,7 +231,9 @@ impl ActionDefinition {
         for (i, host) in self.allowed_hosts.iter().enumerate() {
             let bare = host.strip_prefix("*.").unwrap_or(host);
             let ok = !bare.is_empty()
-                && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && bare
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
                 && !bare.starts_with('.')
                 && !bare.ends_with('.');
             if !ok {
@@ -245,7 +262,10 @@ mod tests {
             description: String::new(),
             kind: ActionKind::Python,
             api: None,
-            python: Some(PythonSpec { code: "def execute_action(c):\n    return 1\n".into(), script: None }),
+            python: Some(PythonSpec {
+                code: "def execute_action(c):\n    return 1\n".into(),
+                script: None,
+            }),
             parameters: IndexMap::new(),
             limits: ActionLimits::default(),
             allowed_hosts: vec![],
@@ -254,10 +274,22 @@ mod tests {
 
     #[test]
     fn names_follow_the_camel_case_rule() {
-        for good in ["a", "getOrderDetails", "x9", &format!("a{}", "b".repeat(63))] {
+        for good in [
+            "a",
+            "getOrderDetails",
+            "x9",
+            &format!("a{}", "b".repeat(63)),
+        ] {
             assert!(is_valid_action_name(good), "{good}");
         }
-        for bad in ["", "GetOrder", "9a", "get_order", "get-order", &format!("a{}", "b".repeat(64))] {
+        for bad in [
+            "",
+            "GetOrder",
+            "9a",
+            "get_order",
+            "get-order",
+            &format!("a{}", "b".repeat(64)),
+        ] {
             assert!(!is_valid_action_name(bad), "{bad}");
         }
         let err = python("Bad").validate().unwrap_err();
@@ -268,8 +300,14 @@ mod tests {
     fn a_python_action_needs_code_and_no_api() {
         let mut def = python("ok");
         assert!(def.validate().is_ok());
-        def.python = Some(PythonSpec { code: "  ".into(), script: None });
-        assert_eq!(def.validate().unwrap_err().to_string(), "python.code: is empty");
+        def.python = Some(PythonSpec {
+            code: "  ".into(),
+            script: None,
+        });
+        assert_eq!(
+            def.validate().unwrap_err().to_string(),
+            "python.code: is empty"
+        );
         def.python = None;
         assert_eq!(def.validate().unwrap_err().field, "python");
     }
@@ -280,7 +318,13 @@ mod tests {
         def.description = "x".repeat(501);
         assert_eq!(def.validate().unwrap_err().field, "description");
         def.description = "fine".into();
-        def.parameters.insert("qty".into(), ParameterSpec { kind: Some("float".into()), ..Default::default() });
+        def.parameters.insert(
+            "qty".into(),
+            ParameterSpec {
+                kind: Some("float".into()),
+                ..Default::default()
+            },
+        );
         assert_eq!(def.validate().unwrap_err().field, "parameters.qty.type");
     }
 

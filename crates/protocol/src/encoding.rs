@@ -27,11 +27,20 @@ impl Encoding {
 
     /// No header means JSON; parameters such as `; charset=utf-8` are ignored.
     pub fn from_content_type(value: Option<&str>) -> Result<Self, DecodeError> {
-        let Some(value) = value else { return Ok(Self::Json) };
-        let media = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some(value) = value else {
+            return Ok(Self::Json);
+        };
+        let media = value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match media.as_str() {
             "" | Self::JSON => Ok(Self::Json),
-            Self::MSGPACK | "application/x-msgpack" | "application/vnd.msgpack" => Ok(Self::MsgPack),
+            Self::MSGPACK | "application/x-msgpack" | "application/vnd.msgpack" => {
+                Ok(Self::MsgPack)
+            }
             _ => Err(DecodeError::ContentType(value.to_string())),
         }
     }
@@ -87,7 +96,12 @@ mod tests {
             Some(ErrorInfo::limit(LimitKind::Fuel, "out of fuel")),
         );
         result.output = serde_json::json!({"a": [1, "two", {"three": 3.5}]});
-        result.trace.push(TraceEntry { kind: "http".into(), status: Some(200), ms: 3, ..Default::default() });
+        result.trace.push(TraceEntry {
+            kind: "http".into(),
+            status: Some(200),
+            ms: 3,
+            ..Default::default()
+        });
         result
     }
 
@@ -95,9 +109,17 @@ mod tests {
     fn jobs_and_results_round_trip_in_both_encodings() {
         for enc in [Encoding::Json, Encoding::MsgPack] {
             let job = sample_job();
-            assert_eq!(enc.decode::<Job>(&enc.encode(&job)).unwrap(), job, "{enc:?}");
+            assert_eq!(
+                enc.decode::<Job>(&enc.encode(&job)).unwrap(),
+                job,
+                "{enc:?}"
+            );
             let result = sample_result();
-            assert_eq!(enc.decode::<JobResult>(&enc.encode(&result)).unwrap(), result, "{enc:?}");
+            assert_eq!(
+                enc.decode::<JobResult>(&enc.encode(&result)).unwrap(),
+                result,
+                "{enc:?}"
+            );
         }
     }
 
@@ -107,7 +129,10 @@ mod tests {
         assert_eq!(value["status"], "limit_exceeded");
         assert_eq!(value["error"]["limit"], "fuel");
         assert_eq!(value["error"]["kind"], "limit");
-        for key in ["job_id", "action", "output", "effects", "logs", "trace", "stats", "test", "attempt", "worker"] {
+        for key in [
+            "job_id", "action", "output", "effects", "logs", "trace", "stats", "test", "attempt",
+            "worker",
+        ] {
             assert!(value.get(key).is_some(), "missing {key}");
         }
         for key in ["wall_ms", "fuel_used", "memory_peak_bytes", "http_calls"] {
@@ -118,15 +143,27 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(Encoding::from_content_type(None).unwrap(), Encoding::Json);
-        assert_eq!(Encoding::from_content_type(Some("application/json; charset=utf-8")).unwrap(), Encoding::Json);
-        assert_eq!(Encoding::from_content_type(Some("application/msgpack")).unwrap(), Encoding::MsgPack);
+        assert_eq!(
+            Encoding::from_content_type(Some("application/json; charset=utf-8")).unwrap(),
+            Encoding::Json
+        );
+        assert_eq!(
+            Encoding::from_content_type(Some("application/msgpack")).unwrap(),
+            Encoding::MsgPack
+        );
         let err = Encoding::from_content_type(Some("text/xml")).unwrap_err();
         assert!(err.to_string().contains("text/xml"));
     }
 
     #[test]
     fn garbage_is_a_decode_error() {
-        assert!(matches!(Encoding::Json.decode::<Job>(b"{not json"), Err(DecodeError::Json(_))));
-        assert!(matches!(Encoding::MsgPack.decode::<Job>(&[0xc1]), Err(DecodeError::MsgPack(_))));
+        assert!(matches!(
+            Encoding::Json.decode::<Job>(b"{not json"),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            Encoding::MsgPack.decode::<Job>(&[0xc1]),
+            Err(DecodeError::MsgPack(_))
+        ));
     }
 }

@@ -76,7 +76,10 @@ impl<'de> Deserialize<'de> for ActionRef {
                 "an action is a definition (with \"type\") or a reference {{\"name\", \"revision\"?}}: {e}"
             ))
         })?;
-        Ok(Self::Named { name: named.name, revision: named.revision })
+        Ok(Self::Named {
+            name: named.name,
+            revision: named.revision,
+        })
     }
 }
 
@@ -113,14 +116,23 @@ mod tests {
 
     #[test]
     fn an_action_is_inline_or_named() {
-        let job: Job = serde_json::from_str(r#"{"id":"j1","action":{"name":"getOrder","revision":3}}"#).unwrap();
-        assert_eq!(job.action, ActionRef::Named { name: "getOrder".into(), revision: Some(3) });
+        let job: Job =
+            serde_json::from_str(r#"{"id":"j1","action":{"name":"getOrder","revision":3}}"#)
+                .unwrap();
+        assert_eq!(
+            job.action,
+            ActionRef::Named {
+                name: "getOrder".into(),
+                revision: Some(3)
+            }
+        );
         let job: Job = serde_json::from_str(
             r#"{"id":"j1","action":{"name":"a","type":"python","python":{"code":"x=1"}}}"#,
         )
         .unwrap();
         assert!(matches!(job.action, ActionRef::Inline(_)));
-        let err = serde_json::from_str::<Job>(r#"{"id":"j1","action":{"name":"a","code":"x"}}"#).unwrap_err();
+        let err = serde_json::from_str::<Job>(r#"{"id":"j1","action":{"name":"a","code":"x"}}"#)
+            .unwrap_err();
         assert!(err.to_string().contains("unknown field `code`"), "{err}");
     }
 

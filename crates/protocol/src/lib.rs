@@ -4,15 +4,17 @@
 //! This crate does no I/O beyond reading a definition file and knows nothing of NATS,
 //! HTTP or wasmtime: every other crate speaks through these types.
 
+mod context;
 mod definition;
 mod encoding;
 mod job;
 mod load;
 mod result;
 
+pub use context::build_context;
 pub use definition::{
-    ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod, ParameterSpec,
-    PythonSpec,
+    ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod,
+    ParameterSpec, PythonSpec,
 };
 pub use encoding::{DecodeError, Encoding};
 pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS};

@@ -11,17 +11,26 @@ use crate::definition::{
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: unsupported file type: use .py, .toml or .json")]
     Extension { path: PathBuf },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: {source}")]
-    Invalid { path: PathBuf, source: DefinitionError },
+    Invalid {
+        path: PathBuf,
+        source: DefinitionError,
+    },
 }
 
 fn read(path: &Path) -> Result<String, LoadError> {
-    std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })
+    std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Loads and validates one action. A bare `name.py` is a Python action named `name`, whose
@@ -30,13 +39,23 @@ pub fn load_action(path: &Path) -> Result<ActionDefinition, LoadError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let mut def = match ext {
         "py" => python_file(path)?,
-        "toml" => toml::from_str::<ActionDefinition>(&read(path)?).map_err(|e| LoadError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+        "toml" => {
+            toml::from_str::<ActionDefinition>(&read(path)?).map_err(|e| LoadError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string().trim_end().to_string(),
+            })?
+        }
+        "json" => serde_json::from_str::<ActionDefinition>(&read(path)?).map_err(|e| {
+            LoadError::Parse {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }
         })?,
-        "json" => serde_json::from_str::<ActionDefinition>(&read(path)?)
-            .map_err(|e| LoadError::Parse { path: path.to_path_buf(), message: e.to_string() })?,
-        _ => return Err(LoadError::Extension { path: path.to_path_buf() }),
+        _ => {
+            return Err(LoadError::Extension {
+                path: path.to_path_buf(),
+            });
+        }
     };
     if let Some(python) = &mut def.python {
         if let Some(script) = python.script.take() {
@@ -50,18 +69,27 @@ pub fn load_action(path: &Path) -> Result<ActionDefinition, LoadError> {
             python.code = read(&base.join(script))?;
         }
     }
-    def.validate().map_err(|source| LoadError::Invalid { path: path.to_path_buf(), source })?;
+    def.validate().map_err(|source| LoadError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(def)
 }
 
 fn python_file(path: &Path) -> Result<ActionDefinition, LoadError> {
-    let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+    let name = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("")
+        .to_string();
     if !is_valid_action_name(&name) {
         return Err(LoadError::Invalid {
             path: path.to_path_buf(),
             source: DefinitionError::new(
                 "name",
-                format!("the file name {name:?} must be a camelCase action name (^[a-z][A-Za-z0-9]{{0,63}}$)"),
+                format!(
+                    "the file name {name:?} must be a camelCase action name (^[a-z][A-Za-z0-9]{{0,63}}$)"
+                ),
             ),
         });
     }
@@ -86,11 +114,18 @@ fn docstring_summary(code: &str) -> Option<String> {
         .skip_while(|l| l.is_empty() || l.starts_with('#'))
         .collect::<Vec<_>>()
         .join("\n");
-    let quote = ["\"\"\"", "'''"].into_iter().find(|q| body.starts_with(q))?;
+    let quote = ["\"\"\"", "'''"]
+        .into_iter()
+        .find(|q| body.starts_with(q))?;
     let rest = &body[quote.len()..];
     let end = rest.find(quote)?;
     let first = rest[..end].lines().map(str::trim).find(|l| !l.is_empty())?;
-    Some(first.chars().take(crate::definition::MAX_DESCRIPTION_CHARS).collect())
+    Some(
+        first
+            .chars()
+            .take(crate::definition::MAX_DESCRIPTION_CHARS)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -101,20 +136,33 @@ mod tests {
     fn a_bare_python_file_is_an_action_named_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("getOrder.py");
-        std::fs::write(&path, "\"\"\"Looks up an order.\n\nMore.\"\"\"\ndef execute_action(c):\n    return 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "\"\"\"Looks up an order.\n\nMore.\"\"\"\ndef execute_action(c):\n    return 1\n",
+        )
+        .unwrap();
         let def = load_action(&path).unwrap();
         assert_eq!(def.name, "getOrder");
         assert_eq!(def.kind, ActionKind::Python);
         assert_eq!(def.description, "Looks up an order.");
         let bad = dir.path().join("get_order.py");
         std::fs::write(&bad, "x = 1").unwrap();
-        assert!(load_action(&bad).unwrap_err().to_string().contains("camelCase"));
+        assert!(
+            load_action(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("camelCase")
+        );
     }
 
     #[test]
     fn toml_and_json_definitions_load_with_their_script() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("refund.py"), "def execute_action(c):\n    return 2\n").unwrap();
+        std::fs::write(
+            dir.path().join("refund.py"),
+            "def execute_action(c):\n    return 2\n",
+        )
+        .unwrap();
         let toml_path = dir.path().join("refund.toml");
         std::fs::write(
             &toml_path,
@@ -123,7 +171,10 @@ mod tests {
         )
         .unwrap();
         let def = load_action(&toml_path).unwrap();
-        assert_eq!(def.python_code(), Some("def execute_action(c):\n    return 2\n"));
+        assert_eq!(
+            def.python_code(),
+            Some("def execute_action(c):\n    return 2\n")
+        );
         assert_eq!(def.parameters["orderId"].kind.as_deref(), Some("string"));
 
         let json_path = dir.path().join("stock.json");
@@ -139,13 +190,22 @@ mod tests {
     fn errors_name_the_file_and_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.toml");
-        std::fs::write(&path, "name = \"x\"\ntype = \"python\"\n[python]\ncode = \"\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "name = \"x\"\ntype = \"python\"\n[python]\ncode = \"\"\n",
+        )
+        .unwrap();
         let err = load_action(&path).unwrap_err().to_string();
-        assert!(err.contains("bad.toml") && err.contains("python.code: is empty"), "{err}");
+        assert!(
+            err.contains("bad.toml") && err.contains("python.code: is empty"),
+            "{err}"
+        );
         std::fs::write(&path, "name = \"x\"\ntype = \"pyhton\"\n").unwrap();
         let err = load_action(&path).unwrap_err().to_string();
         assert!(err.contains("pyhton"), "{err}");
-        let missing = load_action(&dir.path().join("nope.py")).unwrap_err().to_string();
+        let missing = load_action(&dir.path().join("nope.py"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("cannot read"), "{missing}");
     }
 }

@@ -88,11 +88,21 @@ pub struct ErrorInfo {
 
 impl ErrorInfo {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), traceback: None, limit: None }
+        Self {
+            kind,
+            message: message.into(),
+            traceback: None,
+            limit: None,
+        }
     }
 
     pub fn limit(limit: LimitKind, message: impl Into<String>) -> Self {
-        Self { kind: ErrorKind::Limit, message: message.into(), traceback: None, limit: Some(limit) }
+        Self {
+            kind: ErrorKind::Limit,
+            message: message.into(),
+            traceback: None,
+            limit: Some(limit),
+        }
     }
 }
 
@@ -155,11 +165,25 @@ pub struct JobResult {
 
 impl JobResult {
     /// A result for a job that never ran.
-    pub fn rejected(job_id: impl Into<String>, action: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::empty(job_id, action, Status::Rejected, Some(ErrorInfo::new(ErrorKind::Rejected, message)))
+    pub fn rejected(
+        job_id: impl Into<String>,
+        action: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::empty(
+            job_id,
+            action,
+            Status::Rejected,
+            Some(ErrorInfo::new(ErrorKind::Rejected, message)),
+        )
     }
 
-    pub fn empty(job_id: impl Into<String>, action: impl Into<String>, status: Status, error: Option<ErrorInfo>) -> Self {
+    pub fn empty(
+        job_id: impl Into<String>,
+        action: impl Into<String>,
+        status: Status,
+        error: Option<ErrorInfo>,
+    ) -> Self {
         Self {
             job_id: job_id.into(),
             action: action.into(),

@@ -1,1 +1,246 @@
-fn main() {}
+//! Prints what a Python job costs in-process, a fresh instance per job.
+//!
+//!     make bench            # or: cargo bench -p action-sandbox --bench sandbox_bench
+//!
+//! Figures: per-job latency (p50, p99) with and without instances made ready ahead,
+//! instantiation alone, CPU per job (process CPU time over jobs, background work included),
+//! fuel per trivial job, resident memory per live instance, what an import costs in a job,
+//! and fuel per second of CPU (the basis of the default fuel limit). Env: `JOBS` (2000).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use action_sandbox::{
+    ActionHost, BoxFuture, HostError, HttpRequest, HttpResponse, JobLimits, NoNetwork, PythonJob,
+    Sandbox, SandboxConfig,
+};
+use serde_json::json;
+
+const TRIVIAL: &str =
+    "def execute_action(context):\n    return {'ok': True, 'id': context['args']['orderId']}\n";
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// A line of /proc/self/status in bytes: `RssAnon` counts the private pages (copy-on-write
+/// copies and heap), `RssShmem` the mapped pages of the shared memory images.
+fn status_bytes(key: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| {
+            rest.trim_start_matches(':')
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0)
+        * 1024
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn sandbox(warm: u32, keep_resident: usize) -> Sandbox {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
+    config.cache_dir = Some(root.join("build/cache"));
+    config.warm_instances = warm;
+    config.keep_resident_bytes = keep_resident;
+    config.max_instances = 96;
+    Sandbox::new(config).unwrap()
+}
+
+async fn run(sandbox: &Sandbox, source: &str, limits: JobLimits) -> action_sandbox::RunOutcome {
+    let ctx = json!({"args": {"orderId": "A1"}, "conversation": null, "action": {"name": "bench"},
+                     "job": {"id": "b", "attempt": 1, "test": false}});
+    sandbox
+        .run(
+            PythonJob {
+                action: "bench",
+                source,
+                context: &ctx,
+                limits,
+            },
+            Box::new(NoNetwork),
+        )
+        .await
+}
+
+async fn latency_run(label: &str, sandbox: &Sandbox, jobs: usize) {
+    sandbox.warm_up().await.unwrap();
+    for _ in 0..50 {
+        run(sandbox, TRIVIAL, JobLimits::default()).await;
+    }
+    let mut times = Vec::with_capacity(jobs);
+    let cpu0 = cpu_seconds();
+    let wall0 = Instant::now();
+    let mut fuel = 0;
+    for _ in 0..jobs {
+        let t = Instant::now();
+        let out = run(sandbox, TRIVIAL, JobLimits::default()).await;
+        times.push(t.elapsed());
+        assert_eq!(out.output["ok"], json!(true), "{out:?}");
+        fuel = out.stats.fuel_used;
+        // Let the background refill finish, as it would between jobs arriving.
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let wall = wall0.elapsed() - Duration::from_micros(200) * jobs as u32;
+    let cpu = cpu_seconds() - cpu0;
+    times.sort();
+    println!(
+        "{label:<44} p50 {}  p99 {}  cpu/job {:.3} ms  fuel/job {fuel}  (wall/job {})",
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        cpu * 1000.0 / jobs as f64,
+        ms(wall / jobs as u32)
+    );
+}
+
+/// Holds every request until the benchmark has measured memory.
+struct Parked(std::sync::Arc<tokio::sync::Notify>);
+
+impl ActionHost for Parked {
+    fn http_send(
+        &mut self,
+        request: HttpRequest,
+        _d: Instant,
+    ) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+        let release = self.0.clone();
+        Box::pin(async move {
+            release.notified().await;
+            Ok(HttpResponse {
+                status: 200,
+                reason: "OK".into(),
+                url: request.url,
+                headers: vec![],
+                body: b"{}".to_vec(),
+                elapsed_ms: 0,
+            })
+        })
+    }
+}
+
+async fn memory_per_instance(sandbox: &Sandbox, live: usize) {
+    let source = "import requests\ndef execute_action(c):\n    return requests.get('https://x.example.com').status_code\n";
+    run(sandbox, source, JobLimits::default()).await; // compile once, outside the measure
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (anon0, shmem0) = (status_bytes("RssAnon"), status_bytes("RssShmem"));
+    let mut handles = vec![];
+    for _ in 0..live {
+        let sandbox = sandbox.clone();
+        let host = Parked(release.clone());
+        handles.push(tokio::spawn(async move {
+            let ctx = json!({"args": {}, "conversation": null, "action": {"name": "m"}, "job": {"id": "m", "attempt": 1, "test": false}});
+            sandbox.run(PythonJob { action: "mem", source, context: &ctx, limits: JobLimits::default() }, Box::new(host)).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (anon1, shmem1) = (status_bytes("RssAnon"), status_bytes("RssShmem"));
+    release.notify_waiters();
+    for h in handles {
+        assert_eq!(h.await.unwrap().output, json!(200));
+    }
+    let per = |a: u64, b: u64| b.saturating_sub(a) as f64 / live as f64 / (1 << 20) as f64;
+    println!(
+        "memory per live instance ({live} waiting on a host call): private {:.2} MiB, shared image pages mapped {:.2} MiB",
+        per(anon0, anon1),
+        per(shmem0, shmem1)
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let jobs: usize = std::env::var("JOBS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let t = Instant::now();
+    let sb = sandbox(2, 16 << 20);
+    println!(
+        "sandbox ready in {} (runtime {} the compile cache)",
+        ms(t.elapsed()),
+        if sb.loaded_from_cache() {
+            "from"
+        } else {
+            "not from"
+        }
+    );
+
+    let mut inst: Vec<Duration> = vec![];
+    for _ in 0..300 {
+        inst.push(sb.time_instantiation().await.unwrap());
+    }
+    inst.sort();
+    println!(
+        "instantiation alone                          p50 {}  p99 {}",
+        ms(percentile(&inst, 0.5)),
+        ms(percentile(&inst, 0.99))
+    );
+
+    latency_run("trivial job, 2 instances made ready ahead", &sb, jobs).await;
+    latency_run(
+        "trivial job, no instance made ahead",
+        &sandbox(0, 16 << 20),
+        jobs,
+    )
+    .await;
+    latency_run("trivial job, ahead, keep_resident 0", &sandbox(2, 0), jobs).await;
+    latency_run(
+        "trivial job, ahead, keep_resident 64 MiB",
+        &sandbox(2, 64 << 20),
+        jobs,
+    )
+    .await;
+
+    let import_src = "def execute_action(context):\n    import email.mime.text, xml.dom.minidom, csv, decimal, zoneinfo\n    return {'ok': True, 'id': 1}\n";
+    let base = run(&sb, TRIVIAL, JobLimits::default())
+        .await
+        .stats
+        .fuel_used;
+    let with_imports = run(&sb, import_src, JobLimits::default())
+        .await
+        .stats
+        .fuel_used;
+    println!(
+        "import of 5 pre-imported modules in a job: +{} fuel",
+        with_imports.saturating_sub(base)
+    );
+
+    let loop_src = "def execute_action(context):\n    x = 0\n    for i in range(3000000):\n        x += i * i\n    return x\n";
+    run(&sb, loop_src, JobLimits::default()).await;
+    let t = Instant::now();
+    let out = run(
+        &sb,
+        loop_src,
+        JobLimits {
+            fuel: u64::MAX / 4,
+            ..JobLimits::default()
+        },
+    )
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "CPU-bound loop: {} fuel in {:.3} s = {:.2e} fuel per second (JobLimits::FUEL_PER_SECOND = {:.2e})",
+        out.stats.fuel_used,
+        secs,
+        out.stats.fuel_used as f64 / secs,
+        JobLimits::FUEL_PER_SECOND as f64
+    );
+
+    memory_per_instance(&sb, 64).await;
+}

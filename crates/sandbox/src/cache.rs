@@ -22,7 +22,10 @@ pub fn cache_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let settings = hasher.finish();
-    dir.join(format!("runtime-{}-{settings:016x}.cwasm", hex::encode(&digest[..16])))
+    dir.join(format!(
+        "runtime-{}-{settings:016x}.cwasm",
+        hex::encode(&digest[..16])
+    ))
 }
 
 /// How the component was obtained, for logs and the benchmark.
@@ -49,7 +52,9 @@ pub fn load_component(
     if path.exists() {
         match deserialize(engine, &path) {
             Ok(component) => return Ok((component, LoadKind::FromCache)),
-            Err(error) => tracing::warn!(path = %path.display(), %error, "discarding an unusable compile cache entry"),
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "discarding an unusable compile cache entry")
+            }
         }
     }
     let component = compile(engine, &wasm, wasm_path)?;
@@ -60,7 +65,10 @@ pub fn load_component(
 }
 
 fn compile(engine: &Engine, wasm: &[u8], path: &Path) -> Result<Component, SandboxError> {
-    Component::new(engine, wasm).map_err(|e| SandboxError::Compile { path: path.to_path_buf(), message: format!("{e:#}") })
+    Component::new(engine, wasm).map_err(|e| SandboxError::Compile {
+        path: path.to_path_buf(),
+        message: format!("{e:#}"),
+    })
 }
 
 #[allow(unsafe_code)]

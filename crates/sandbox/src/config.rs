@@ -21,8 +21,9 @@ pub struct JobLimits {
 }
 
 impl JobLimits {
-    /// Fuel per second of CPU on the reference machine (see `docs/benchmarks.md`).
-    pub const FUEL_PER_SECOND: u64 = 1_000_000_000;
+    /// Fuel per second of CPU on the reference machine: a pure-Python loop burns about
+    /// 7.4e9 a second there (`make bench`, "CPU-bound loop"; see `docs/benchmarks.md`).
+    pub const FUEL_PER_SECOND: u64 = 7_000_000_000;
 
     /// Keeps each limit at or under the same limit of `cap`.
     pub fn capped_by(self, cap: &JobLimits) -> JobLimits {

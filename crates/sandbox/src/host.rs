@@ -60,7 +60,11 @@ pub enum HostError {
 /// The outside world of one job. Implementations decide policy (egress rules, secrets,
 /// tracing); the sandbox adds the job's deadline and the call cap around every call.
 pub trait ActionHost: Send {
-    fn http_send(&mut self, request: HttpRequest, deadline: Instant) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
+    fn http_send(
+        &mut self,
+        request: HttpRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
 }
 
 /// A host that reaches nothing: every request is denied.
@@ -68,7 +72,11 @@ pub trait ActionHost: Send {
 pub struct NoNetwork;
 
 impl ActionHost for NoNetwork {
-    fn http_send(&mut self, request: HttpRequest, _deadline: Instant) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+    fn http_send(
+        &mut self,
+        request: HttpRequest,
+        _deadline: Instant,
+    ) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
         Box::pin(async move {
             Err(HostError::Call(HttpError::Denied(format!(
                 "{} {}: this sandbox has no network access",

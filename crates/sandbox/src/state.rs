@@ -2,13 +2,13 @@
 
 use std::time::Instant;
 
-use action_protocol::LimitKind;
+use action_protocol::{LimitKind, Logs};
 use tokio::time::timeout_at;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::http;
+use crate::bindings::{http, logs};
 use crate::host::{ActionHost, HostError, HttpError, HttpRequest, NoNetwork};
 
 /// Raised as a trap by the host side when a limit stops a job; found again by downcasting.
@@ -21,7 +21,10 @@ pub(crate) struct LimitTrap {
 
 impl LimitTrap {
     pub(crate) fn new(kind: LimitKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }
 
@@ -34,7 +37,12 @@ pub(crate) struct MemoryAccount {
 }
 
 impl ResourceLimiter for MemoryAccount {
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool> {
         let grown = (desired as u64).saturating_sub(current as u64);
         let total = self.total.saturating_add(grown);
         if total > self.limit {
@@ -53,9 +61,40 @@ impl ResourceLimiter for MemoryAccount {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool> {
         // CPython's function tables are fixed at link time; growth past this is not ours.
         Ok(desired <= 1 << 20)
+    }
+}
+
+/// stdout and stderr of the job, sharing one budget of bytes.
+#[derive(Debug, Default)]
+pub(crate) struct LogBuffer {
+    pub(crate) logs: Logs,
+    pub(crate) limit: usize,
+}
+
+impl LogBuffer {
+    fn write(&mut self, channel: logs::Channel, text: &str) {
+        let used = self.logs.stdout.len() + self.logs.stderr.len();
+        let room = self.limit.saturating_sub(used);
+        let mut end = text.len().min(room);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < text.len() {
+            self.logs.truncated = true;
+        }
+        let target = match channel {
+            logs::Channel::Stdout => &mut self.logs.stdout,
+            logs::Channel::Stderr => &mut self.logs.stderr,
+        };
+        target.push_str(&text[..end]);
     }
 }
 
@@ -63,6 +102,7 @@ pub(crate) struct JobState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) memory: MemoryAccount,
+    pub(crate) logs: LogBuffer,
     pub(crate) host: Box<dyn ActionHost>,
     pub(crate) deadline: Instant,
     pub(crate) http_calls: u32,
@@ -79,7 +119,12 @@ impl JobState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryAccount { limit: memory_limit, total: 0, peak: 0 },
+            memory: MemoryAccount {
+                limit: memory_limit,
+                total: 0,
+                peak: 0,
+            },
+            logs: LogBuffer::default(),
             host: Box::new(NoNetwork),
             deadline: Instant::now(),
             http_calls: 0,
@@ -90,7 +135,10 @@ impl JobState {
 
 impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -109,7 +157,10 @@ impl http::Host for JobState {
         if self.http_calls >= self.max_http_calls {
             return Err(LimitTrap::new(
                 LimitKind::HttpCalls,
-                format!("HTTP call limit: the action may make {} calls", self.max_http_calls),
+                format!(
+                    "HTTP call limit: the action may make {} calls",
+                    self.max_http_calls
+                ),
             )
             .into());
         }
@@ -125,7 +176,11 @@ impl http::Host for JobState {
         let deadline = self.deadline;
         let call = self.host.http_send(request, deadline);
         match timeout_at(deadline.into(), call).await {
-            Err(_elapsed) => Err(LimitTrap::new(LimitKind::Time, "time limit: the job's deadline passed during an HTTP call").into()),
+            Err(_elapsed) => Err(LimitTrap::new(
+                LimitKind::Time,
+                "time limit: the job's deadline passed during an HTTP call",
+            )
+            .into()),
             Ok(Ok(r)) => Ok(Ok(http::Response {
                 status: r.status,
                 reason: r.reason,
@@ -141,3 +196,35 @@ impl http::Host for JobState {
 }
 
 impl crate::bindings::types::Host for JobState {}
+
+impl logs::Host for JobState {
+    async fn write(&mut self, channel: logs::Channel, text: String) -> Result<()> {
+        self.logs.write(channel, &text);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_are_cut_on_a_character_boundary_across_both_streams() {
+        let mut buffer = LogBuffer {
+            limit: 5,
+            ..LogBuffer::default()
+        };
+        buffer.write(logs::Channel::Stdout, "ééé");
+        buffer.write(logs::Channel::Stderr, "abc");
+        assert_eq!(buffer.logs.stdout, "éé");
+        assert_eq!(buffer.logs.stderr, "a");
+        assert!(buffer.logs.truncated);
+        let mut buffer = LogBuffer {
+            limit: 5,
+            ..LogBuffer::default()
+        };
+        buffer.write(logs::Channel::Stdout, "ab");
+        buffer.write(logs::Channel::Stderr, "cde");
+        assert!(!buffer.logs.truncated);
+    }
+}

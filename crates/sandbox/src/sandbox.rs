@@ -1,0 +1,378 @@
+//! The [`Sandbox`]: one engine, one compiled runtime, a fresh instance for every job.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use action_protocol::{ErrorInfo, ErrorKind, Status};
+use serde_json::Value;
+use tokio::time::timeout_at;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
+};
+
+use crate::bindings::types::JobInput;
+use crate::bindings::{ActionRuntime, ActionRuntimePre};
+use crate::cache::{self, LoadKind};
+use crate::config::{JobLimits, SandboxConfig};
+use crate::epoch::EpochTicker;
+use crate::host::ActionHost;
+use crate::outcome::{self, RunOutcome};
+use crate::scripts::{ScriptCache, script_key};
+use crate::state::{JobState, LimitTrap};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot read the Python runtime at {path}: {source} (build it with `make runtime`)")]
+    ReadRuntime {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot compile the Python runtime {path}: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("cannot set up the sandbox: {0}")]
+    Setup(String),
+}
+
+fn setup(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Setup(format!("{e:#}"))
+}
+
+/// One Python job as the sandbox sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct PythonJob<'a> {
+    /// The action's name; tracebacks show the script as `<name>.py`.
+    pub action: &'a str,
+    pub source: &'a str,
+    /// The `context` argument (SPEC §3), a JSON object.
+    pub context: &'a Value,
+    pub limits: JobLimits,
+}
+
+type Ready = (Store<JobState>, ActionRuntime);
+
+struct Inner {
+    engine: Engine,
+    pre: ActionRuntimePre<JobState>,
+    config: SandboxConfig,
+    scripts: ScriptCache,
+    warm: Mutex<Vec<Ready>>,
+    refilling: AtomicBool,
+    load_kind: LoadKind,
+    _ticker: EpochTicker,
+}
+
+/// Cheap to clone: clones share the engine, the compiled runtime and the instance pool.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_config(config: &SandboxConfig) -> Config {
+    let mut pool = PoolingAllocationConfig::default();
+    let n = config.max_instances.max(1);
+    // Each component instance of the CPython runtime holds a handful of core instances,
+    // memories and tables (the interpreter, libc, the adapters); these bound the pool.
+    pool.total_component_instances(n)
+        .total_core_instances(n * 16)
+        .total_memories(n * 4)
+        .total_tables(n * 8)
+        .total_stacks(n)
+        .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(config.keep_resident_bytes)
+        .table_keep_resident(config.keep_resident_bytes);
+    let mut cfg = Config::new();
+    cfg.consume_fuel(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .async_stack_size(config.max_wasm_stack + (1 << 20))
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    cfg
+}
+
+impl Sandbox {
+    /// Builds the engine, loads (or compiles and caches) the runtime, links the host.
+    pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
+        let engine = Engine::new(&engine_config(&config)).map_err(setup)?;
+        let (component, load_kind) =
+            cache::load_component(&engine, &config.component, config.cache_dir.as_deref())?;
+        let mut linker: Linker<JobState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
+        ActionRuntime::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |s| s)
+            .map_err(setup)?;
+        let pre = ActionRuntimePre::new(linker.instantiate_pre(&component).map_err(setup)?)
+            .map_err(setup)?;
+        let ticker = EpochTicker::start(&engine).map_err(setup)?;
+        let scripts = ScriptCache::new(config.script_cache_entries);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                pre,
+                config,
+                scripts,
+                warm: Mutex::new(Vec::new()),
+                refilling: AtomicBool::new(false),
+                load_kind,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// Whether the runtime came from the compile cache.
+    pub fn loaded_from_cache(&self) -> bool {
+        self.inner.load_kind == LoadKind::FromCache
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Instantiates one instance and drops it, returning how long instantiation took.
+    /// For benchmarks and readiness checks.
+    pub async fn time_instantiation(&self) -> Result<Duration, SandboxError> {
+        let start = Instant::now();
+        let ready = self.inner.instantiate().await.map_err(setup)?;
+        let elapsed = start.elapsed();
+        drop(ready);
+        Ok(elapsed)
+    }
+
+    /// Instantiates the warm instances now, so that the first jobs find them ready.
+    pub async fn warm_up(&self) -> Result<(), SandboxError> {
+        let target = self.inner.config.warm_instances as usize;
+        while self.warm_len() < target {
+            let ready = self.inner.instantiate().await.map_err(setup)?;
+            self.put_warm(ready);
+        }
+        Ok(())
+    }
+
+    fn warm_len(&self) -> usize {
+        self.inner.warm.lock().map(|w| w.len()).unwrap_or(0)
+    }
+
+    fn put_warm(&self, ready: Ready) {
+        if let Ok(mut warm) = self.inner.warm.lock() {
+            warm.push(ready);
+        }
+    }
+
+    /// An instance made ahead, or a new one; either has never run anything.
+    async fn take_instance(&self) -> wasmtime::Result<Ready> {
+        let taken = self.inner.warm.lock().ok().and_then(|mut w| w.pop());
+        if self.inner.config.warm_instances > 0
+            && !self.inner.refilling.swap(true, Ordering::AcqRel)
+        {
+            let guard = RefillGuard(self.clone());
+            tokio::spawn(async move {
+                let sandbox = &guard.0;
+                while sandbox.warm_len() < sandbox.inner.config.warm_instances as usize {
+                    match sandbox.inner.instantiate().await {
+                        Ok(ready) => sandbox.put_warm(ready),
+                        Err(error) => {
+                            tracing::warn!(%error, "could not make a warm instance");
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        match taken {
+            Some(ready) => Ok(ready),
+            None => self.inner.instantiate().await,
+        }
+    }
+
+    /// Runs one job in a fresh instance. Every failure is an outcome, never a panic.
+    pub async fn run(&self, job: PythonJob<'_>, host: Box<dyn ActionHost>) -> RunOutcome {
+        let start = Instant::now();
+        let deadline = start + job.limits.timeout;
+        let mut outcome = self.run_inner(job, host, deadline).await;
+        outcome.stats.wall_ms = millis(start.elapsed());
+        outcome
+    }
+
+    async fn run_inner(
+        &self,
+        job: PythonJob<'_>,
+        host: Box<dyn ActionHost>,
+        deadline: Instant,
+    ) -> RunOutcome {
+        let limits = job.limits;
+        if job.source.len() > self.inner.config.max_source_bytes {
+            return RunOutcome::new(
+                Status::Rejected,
+                Some(ErrorInfo::new(
+                    ErrorKind::Rejected,
+                    format!(
+                        "the script is {} bytes, over the limit of {} bytes",
+                        job.source.len(),
+                        self.inner.config.max_source_bytes
+                    ),
+                )),
+            );
+        }
+        let filename = format!("{}.py", job.action);
+        let code = match self
+            .compiled(&filename, job.source, &limits, deadline)
+            .await
+        {
+            Ok(code) => code,
+            Err(outcome) => return outcome,
+        };
+        let context_json = match serde_json::to_string(job.context) {
+            Ok(text) => text,
+            Err(e) => return RunOutcome::failed(format!("cannot encode the context: {e}")),
+        };
+        let (mut store, runtime) = match self.take_instance().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                return RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
+            }
+        };
+        if let Err(e) = arm(&mut store, &limits, host, deadline) {
+            return outcome::from_trap(&e, &limits);
+        }
+        let input = JobInput {
+            filename,
+            source: job.source.to_string(),
+            code: Some(code.to_vec()),
+            context_json,
+            log_limit: limits.log_bytes,
+            output_limit: limits.output_bytes,
+        };
+        let call = timeout_at(deadline.into(), runtime.call_run(&mut store, &input)).await;
+        let mut outcome = match call {
+            Err(_elapsed) => outcome::time_limit(&limits),
+            Ok(Err(trap)) => outcome::from_trap(&trap, &limits),
+            Ok(Ok(out)) => outcome::from_output(out, &limits),
+        };
+        outcome.stats.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let data = store.data_mut();
+        outcome.logs = std::mem::take(&mut data.logs.logs);
+        outcome.stats.memory_peak_bytes = data.memory.peak;
+        outcome.stats.http_calls = data.http_calls;
+        outcome
+    }
+
+    /// The script's `marshal` bytes: from the cache, or compiled in an instance of its own.
+    async fn compiled(
+        &self,
+        filename: &str,
+        source: &str,
+        limits: &JobLimits,
+        deadline: Instant,
+    ) -> Result<Arc<[u8]>, RunOutcome> {
+        let key = script_key(filename, source);
+        if let Some(code) = self.inner.scripts.get(&key) {
+            return Ok(code);
+        }
+        let (mut store, runtime) = self.take_instance().await.map_err(|e| {
+            RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"))
+        })?;
+        arm(
+            &mut store,
+            limits,
+            Box::new(crate::host::NoNetwork),
+            deadline,
+        )
+        .map_err(|e| outcome::from_trap(&e, limits))?;
+        let call = timeout_at(
+            deadline.into(),
+            runtime.call_compile(&mut store, filename, source),
+        )
+        .await;
+        match call {
+            Err(_elapsed) => Err(outcome::time_limit(limits)),
+            Ok(Err(trap)) => Err(outcome::from_trap(&trap, limits)),
+            Ok(Ok(Err(script_error))) => Err(outcome::from_script_error(script_error, limits)),
+            Ok(Ok(Ok(bytes))) => {
+                let code: Arc<[u8]> = Arc::from(bytes);
+                self.inner.scripts.insert(key, code.clone());
+                Ok(code)
+            }
+        }
+    }
+}
+
+/// Clears the refilling flag however the refill task ends, its runtime's shutdown included.
+struct RefillGuard(Sandbox);
+
+impl Drop for RefillGuard {
+    fn drop(&mut self) {
+        self.0.inner.refilling.store(false, Ordering::Release);
+    }
+}
+
+impl Inner {
+    async fn instantiate(&self) -> wasmtime::Result<Ready> {
+        let mut store = Store::new(&self.engine, JobState::idle(self.config.max_memory_bytes));
+        store.limiter(|state| &mut state.memory);
+        // Instantiation runs no guest code (the interpreter was initialised at build time),
+        // but give it fuel and time in case a start function exists.
+        store.set_fuel(u64::MAX)?;
+        store.set_epoch_deadline(u64::MAX / 2);
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Err(LimitTrap::new(
+                    action_protocol::LimitKind::Time,
+                    "time limit: the job's deadline passed",
+                )
+                .into())
+            } else {
+                // Let other jobs on this thread run, then check again at the next tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let runtime = self.pre.instantiate_async(&mut store).await?;
+        Ok((store, runtime))
+    }
+}
+
+/// Gives an instance its job: host, deadline, fuel, memory and call limits.
+fn arm(
+    store: &mut Store<JobState>,
+    limits: &JobLimits,
+    host: Box<dyn ActionHost>,
+    deadline: Instant,
+) -> wasmtime::Result<()> {
+    let state = store.data_mut();
+    state.host = host;
+    state.deadline = deadline;
+    state.memory.limit = limits.memory_bytes;
+    state.max_http_calls = limits.max_http_calls;
+    state.http_calls = 0;
+    state.logs = crate::state::LogBuffer {
+        limit: limits.log_bytes as usize,
+        ..Default::default()
+    };
+    if state.memory.total > limits.memory_bytes {
+        return Err(LimitTrap::new(
+            action_protocol::LimitKind::Memory,
+            format!(
+                "memory limit: the runtime alone needs {} MiB, the limit is {} MiB",
+                state.memory.total >> 20,
+                limits.memory_bytes >> 20
+            ),
+        )
+        .into());
+    }
+    store.set_fuel(limits.fuel)?;
+    store.set_epoch_deadline(1);
+    Ok(())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

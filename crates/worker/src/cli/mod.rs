@@ -1,0 +1,4 @@
+//! The subcommands that run without NATS.
+
+pub mod inspect;
+pub mod run;

@@ -1,0 +1,163 @@
+//! `action-worker run ACTION`: one job, in this process, result JSON on stdout.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use action_protocol::{ActionRef, Job, Status, load_action};
+use action_sandbox::{NoNetwork, Sandbox};
+use anyhow::{Context, bail};
+use serde_json::{Map, Value};
+
+use crate::config::WorkerConfig;
+use crate::execute::Executor;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The action: a `name.py`, or a `.toml` / `.json` definition.
+    action: PathBuf,
+    /// An argument, as a string: `--arg orderId=A1` (repeatable; wins over --args-json).
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    args: Vec<String>,
+    /// All arguments as one JSON object, with their types: `--args-json '{"qty": 3}'`.
+    #[arg(long, value_name = "JSON")]
+    args_json: Option<String>,
+    /// A JSON file holding the conversation (SPEC §3) given to the action.
+    #[arg(long, value_name = "FILE")]
+    conversation: Option<PathBuf>,
+    /// Runs as a test job: effects are reported, flagged `test`, and never applied.
+    #[arg(long)]
+    test: bool,
+}
+
+fn parse_args(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
+    let mut map = match &args.args_json {
+        None => Map::new(),
+        Some(text) => {
+            match serde_json::from_str::<Value>(text).context("--args-json is not JSON")? {
+                Value::Object(map) => map,
+                other => bail!("--args-json must be a JSON object, got {other}"),
+            }
+        }
+    };
+    for pair in &args.args {
+        let Some((key, value)) = pair.split_once('=') else {
+            bail!("--arg {pair:?}: expected KEY=VALUE");
+        };
+        if key.is_empty() {
+            bail!("--arg {pair:?}: the key is empty");
+        }
+        map.insert(key.to_string(), Value::String(value.to_string()));
+    }
+    Ok(map)
+}
+
+fn local_job_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("local-{nanos:x}")
+}
+
+pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let action = load_action(&args.action)?;
+    let conversation = match &args.conversation {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            match serde_json::from_str::<Value>(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?
+            {
+                Value::Object(map) => Some(map),
+                Value::Null => None,
+                _ => bail!("{}: the conversation must be a JSON object", path.display()),
+            }
+        }
+    };
+    let job = Job {
+        id: local_job_id(),
+        tenant: None,
+        action: ActionRef::Inline(Box::new(action.clone())),
+        args: parse_args(&args)?,
+        conversation,
+        business: None,
+        customer: None,
+        test: args.test,
+        timeout_ms: None,
+        reply_to: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let mut sandbox_config = config.sandbox_config();
+        sandbox_config.warm_instances = 0; // one job: nothing to prepare ahead
+        let sandbox = Sandbox::new(sandbox_config)?;
+        let executor = Executor {
+            sandbox,
+            limits: config.limits.clone(),
+            worker_id: "local".into(),
+        };
+        anyhow::Ok(executor.run(&job, &action, 1, Box::new(NoNetwork)).await)
+    })?;
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(if result.status == Status::Ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub fn precompile(config: &WorkerConfig) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let sandbox = Sandbox::new(config.sandbox_config())?;
+    let how = if sandbox.loaded_from_cache() {
+        "already in the cache"
+    } else {
+        "compiled"
+    };
+    println!(
+        "{}: {how} under {} ({} ms)",
+        config.runtime.component.display(),
+        config.runtime.cache_dir.display(),
+        started.elapsed().as_millis()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str], json: Option<&str>) -> RunArgs {
+        RunArgs {
+            action: "x.py".into(),
+            args: list.iter().map(|s| s.to_string()).collect(),
+            args_json: json.map(String::from),
+            conversation: None,
+            test: false,
+        }
+    }
+
+    #[test]
+    fn arguments_merge_with_arg_winning() {
+        let map = parse_args(&args(&["a=1", "b=x=y"], Some(r#"{"a": 5, "c": [1]}"#))).unwrap();
+        assert_eq!(
+            Value::Object(map),
+            serde_json::json!({"a": "1", "c": [1], "b": "x=y"})
+        );
+        assert!(
+            parse_args(&args(&["novalue"], None))
+                .unwrap_err()
+                .to_string()
+                .contains("KEY=VALUE")
+        );
+        assert!(
+            parse_args(&args(&[], Some("[1]")))
+                .unwrap_err()
+                .to_string()
+                .contains("JSON object")
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! `worker.toml`: every key, its default, and the check that names a wrong one.
+
+use std::path::{Path, PathBuf};
+
+use action_sandbox::{JobLimits, SandboxConfig};
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    pub runtime: RuntimeConfig,
+    pub limits: LimitsConfig,
+}
+
+/// `[runtime]`: the Python runtime component and the instance pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// The component built by `make runtime`; relative paths are taken from the working directory.
+    pub component: PathBuf,
+    /// Compiled components are cached here (one file per runtime build and engine settings).
+    pub cache_dir: PathBuf,
+    /// Instances that may exist at once (running jobs plus warm ones).
+    pub max_instances: u32,
+    /// Instances made ready ahead of their jobs.
+    pub warm_instances: u32,
+    /// MiB of each memory slot kept mapped between jobs.
+    pub keep_resident_mb: u64,
+    /// KiB of WebAssembly stack per job.
+    pub max_wasm_stack_kb: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            component: "build/action-runtime.wasm".into(),
+            cache_dir: "data/cache".into(),
+            max_instances: 64,
+            warm_instances: 2,
+            keep_resident_mb: 16,
+            max_wasm_stack_kb: 1024,
+        }
+    }
+}
+
+/// `[limits]` are the defaults of every job; `[limits.max]` caps what an action may ask for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    #[serde(flatten)]
+    pub default: LimitValues,
+    pub max: LimitValues,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default: LimitValues::default(),
+            max: LimitValues {
+                timeout_ms: 120_000,
+                fuel: 8 * JobLimits::FUEL_PER_SECOND,
+                memory_mb: 256,
+                max_http_calls: 100,
+                output_bytes: 4 << 20,
+                log_bytes: 256 << 10,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitValues {
+    pub timeout_ms: u64,
+    pub fuel: u64,
+    pub memory_mb: u64,
+    pub max_http_calls: u32,
+    pub output_bytes: u32,
+    pub log_bytes: u32,
+}
+
+impl Default for LimitValues {
+    fn default() -> Self {
+        let d = JobLimits::default();
+        Self {
+            timeout_ms: d.timeout.as_millis() as u64,
+            fuel: d.fuel,
+            memory_mb: d.memory_bytes >> 20,
+            max_http_calls: d.max_http_calls,
+            output_bytes: d.output_bytes,
+            log_bytes: d.log_bytes,
+        }
+    }
+}
+
+impl LimitValues {
+    pub fn to_job_limits(self) -> JobLimits {
+        JobLimits {
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            fuel: self.fuel,
+            memory_bytes: self.memory_mb << 20,
+            max_http_calls: self.max_http_calls,
+            output_bytes: self.output_bytes,
+            log_bytes: self.log_bytes,
+        }
+    }
+
+    fn validate(&self, section: &str) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("fuel", self.fuel),
+            ("memory_mb", self.memory_mb),
+            ("output_bytes", u64::from(self.output_bytes)),
+            ("log_bytes", u64::from(self.log_bytes)),
+        ] {
+            if value == 0 {
+                bail!("{section}.{key}: must be at least 1");
+            }
+        }
+        if self.memory_mb < 64 {
+            bail!(
+                "{section}.memory_mb: {} is too small: the Python runtime alone needs about 40 MiB",
+                self.memory_mb
+            );
+        }
+        Ok(())
+    }
+}
+
+impl WorkerConfig {
+    /// Reads `path`; a missing file at the default path means all defaults.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                return Ok(Self::default());
+            }
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot read the configuration {}", path.display()));
+            }
+        };
+        let config: Self = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        config
+            .validate()
+            .with_context(|| format!("{}: invalid configuration", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.limits.default.validate("limits")?;
+        self.limits.max.validate("limits.max")?;
+        let (d, m) = (&self.limits.default, &self.limits.max);
+        for (key, default, max) in [
+            ("timeout_ms", d.timeout_ms, m.timeout_ms),
+            ("fuel", d.fuel, m.fuel),
+            ("memory_mb", d.memory_mb, m.memory_mb),
+            (
+                "max_http_calls",
+                u64::from(d.max_http_calls),
+                u64::from(m.max_http_calls),
+            ),
+            (
+                "output_bytes",
+                u64::from(d.output_bytes),
+                u64::from(m.output_bytes),
+            ),
+            ("log_bytes", u64::from(d.log_bytes), u64::from(m.log_bytes)),
+        ] {
+            if default > max {
+                bail!("limits.{key}: the default {default} is over limits.max.{key} = {max}");
+            }
+        }
+        let r = &self.runtime;
+        if r.max_instances == 0 {
+            bail!("runtime.max_instances: must be at least 1");
+        }
+        if r.warm_instances >= r.max_instances {
+            bail!(
+                "runtime.warm_instances: must be less than runtime.max_instances ({})",
+                r.max_instances
+            );
+        }
+        if !(64..=16384).contains(&r.max_wasm_stack_kb) {
+            bail!(
+                "runtime.max_wasm_stack_kb: {} is outside 64..=16384",
+                r.max_wasm_stack_kb
+            );
+        }
+        Ok(())
+    }
+
+    pub fn sandbox_config(&self) -> SandboxConfig {
+        let r = &self.runtime;
+        let mut config = SandboxConfig::new(&r.component);
+        config.cache_dir = Some(r.cache_dir.clone());
+        config.max_instances = r.max_instances;
+        config.warm_instances = r.warm_instances;
+        config.max_memory_bytes = self.limits.max.memory_mb << 20;
+        config.keep_resident_bytes =
+            usize::try_from(r.keep_resident_mb << 20).unwrap_or(usize::MAX);
+        config.max_wasm_stack = usize::try_from(r.max_wasm_stack_kb << 10).unwrap_or(1 << 20);
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<WorkerConfig> {
+        let config: WorkerConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_shipped_worker_toml_is_the_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../worker.toml");
+        let shipped = WorkerConfig::load(&path, true).unwrap();
+        let default = WorkerConfig::default();
+        assert_eq!(shipped.limits.default, default.limits.default);
+        assert_eq!(shipped.limits.max, default.limits.max);
+        assert_eq!(shipped.runtime.component, default.runtime.component);
+        assert_eq!(shipped.runtime.max_instances, default.runtime.max_instances);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = parse("[limits]\nfuel_budget = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fuel_budget"), "{err}");
+        let err = parse("[limits]\nmemory_mb = 0\n").unwrap_err().to_string();
+        assert!(err.contains("limits.memory_mb"), "{err}");
+        let err = parse("[limits]\ntimeout_ms = 500000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("limits.timeout_ms") && err.contains("limits.max.timeout_ms"),
+            "{err}"
+        );
+        let err = parse("[runtime]\nwarm_instances = 64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("runtime.warm_instances"), "{err}");
+    }
+}
