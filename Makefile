@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run test check lint bench runtime venv clean
+.PHONY: all build run test lint bench runtime venv clean precompile
 
 all: build
 
@@ -38,9 +38,15 @@ runtime: $(RUNTIME)
 build: $(RUNTIME)
 	cargo build --release --locked -p action-worker
 
-# Builds everything and starts the worker on its embedded default.
+# Builds everything and runs the worked example of the README. (`serve`, the NATS worker on
+# its embedded nats-server, arrives with issue #6; until then this is what `make run` runs.)
 run: build
-	$(BIN) --config worker.toml serve
+	$(BIN) --config worker.toml run examples/actions/orderSummary.toml \
+		--args-json "$$(cat examples/actions/orderSummary.args.json)"
+
+# Only the runtime and the compile cache (for a deployment's image build step).
+precompile: build
+	$(BIN) --config worker.toml precompile
 
 lint:
 	cargo fmt --all -- --check
@@ -52,6 +58,7 @@ test: $(RUNTIME) $(VENV)/.stamp
 	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace --all-targets
 
+# Prints the sandbox's figures (docs/benchmarks.md); release profile.
 bench: $(RUNTIME)
 	cargo bench --locked -p action-sandbox --bench sandbox_bench
 

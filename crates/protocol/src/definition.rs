@@ -209,13 +209,13 @@ impl ActionDefinition {
             }
         }
         for (name, spec) in &self.parameters {
-            if let Some(kind) = &spec.kind {
-                if !PARAMETER_TYPES.contains(&kind.as_str()) {
-                    return Err(DefinitionError::new(
-                        format!("parameters.{name}.type"),
-                        format!("{kind:?} is not one of {}", PARAMETER_TYPES.join(", ")),
-                    ));
-                }
+            if let Some(kind) = &spec.kind
+                && !PARAMETER_TYPES.contains(&kind.as_str())
+            {
+                return Err(DefinitionError::new(
+                    format!("parameters.{name}.type"),
+                    format!("{kind:?} is not one of {}", PARAMETER_TYPES.join(", ")),
+                ));
             }
         }
         let limits = &self.limits;

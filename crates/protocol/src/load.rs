@@ -57,17 +57,17 @@ pub fn load_action(path: &Path) -> Result<ActionDefinition, LoadError> {
             });
         }
     };
-    if let Some(python) = &mut def.python {
-        if let Some(script) = python.script.take() {
-            if !python.code.is_empty() {
-                return Err(LoadError::Invalid {
-                    path: path.to_path_buf(),
-                    source: DefinitionError::new("python", "give either code or script, not both"),
-                });
-            }
-            let base = path.parent().unwrap_or(Path::new("."));
-            python.code = read(&base.join(script))?;
+    if let Some(python) = &mut def.python
+        && let Some(script) = python.script.take()
+    {
+        if !python.code.is_empty() {
+            return Err(LoadError::Invalid {
+                path: path.to_path_buf(),
+                source: DefinitionError::new("python", "give either code or script, not both"),
+            });
         }
+        let base = path.parent().unwrap_or(Path::new("."));
+        python.code = read(&base.join(script))?;
     }
     def.validate().map_err(|source| LoadError::Invalid {
         path: path.to_path_buf(),

@@ -1,4 +1,6 @@
 //! The `run`, `inspect` and `check-config` commands, through the real binary.
+// Tests fail by panicking: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,7 @@
 //! Shared by the sandbox's integration tests: one sandbox per test process, fake hosts.
-#![allow(dead_code)]
+// Tests fail by panicking: unwrap, expect and panic are how they report.
+#![allow(dead_code)] // each test file uses a different part of this module
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
