@@ -170,7 +170,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
     let t = Instant::now();
-    let sb = sandbox(2, 16 << 20);
+    let sb = sandbox(2, 0);
     println!(
         "sandbox ready in {} (runtime {} the compile cache)",
         ms(t.elapsed()),
@@ -192,20 +192,21 @@ async fn main() {
         ms(percentile(&inst, 0.99))
     );
 
-    latency_run("trivial job, 2 instances made ready ahead", &sb, jobs).await;
-    latency_run(
-        "trivial job, no instance made ahead",
-        &sandbox(0, 16 << 20),
-        jobs,
-    )
-    .await;
-    latency_run("trivial job, ahead, keep_resident 0", &sandbox(2, 0), jobs).await;
-    latency_run(
-        "trivial job, ahead, keep_resident 64 MiB",
-        &sandbox(2, 64 << 20),
-        jobs,
-    )
-    .await;
+    // ROW=warm,keep_mib runs that single latency row (for profiling); default: all rows.
+    let rows: Vec<(u32, usize)> = match std::env::var("ROW") {
+        Ok(row) => {
+            let (w, k) = row.split_once(',').expect("ROW=warm,keep_mib");
+            vec![(w.parse().unwrap(), k.parse().unwrap())]
+        }
+        Err(_) => vec![(2, 0), (0, 0), (2, 16), (0, 16), (2, 64)],
+    };
+    for (warm, keep) in rows {
+        let label = format!("trivial job, warm {warm}, keep_resident {keep} MiB");
+        latency_run(&label, &sandbox(warm, keep << 20), jobs).await;
+    }
+    if std::env::var("ROW").is_ok() {
+        return;
+    }
 
     let import_src = "def execute_action(context):\n    import email.mime.text, xml.dom.minidom, csv, decimal, zoneinfo\n    return {'ok': True, 'id': 1}\n";
     let base = run(&sb, TRIVIAL, JobLimits::default())

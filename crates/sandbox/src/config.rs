@@ -64,7 +64,9 @@ pub struct SandboxConfig {
     /// The largest memory any job may be given; sizes the pooling allocator's slots.
     pub max_memory_bytes: u64,
     /// Bytes of each memory slot kept mapped between instances instead of returned to the
-    /// kernel: fewer page faults per job, more resident memory per slot.
+    /// kernel. Fewer page faults per job, but the slot reset then copies the image back over
+    /// every page the job touched in that range; on the reference machine 0 was fastest
+    /// (`make bench`, docs/benchmarks.md).
     pub keep_resident_bytes: usize,
     /// The WebAssembly (native) stack of a job.
     pub max_wasm_stack: usize,
@@ -82,7 +84,7 @@ impl SandboxConfig {
             max_instances: 64,
             warm_instances: 2,
             max_memory_bytes: 256 << 20,
-            keep_resident_bytes: 16 << 20,
+            keep_resident_bytes: 0,
             max_wasm_stack: 1 << 20,
             script_cache_entries: 1024,
             max_source_bytes: 1 << 20,

@@ -263,6 +263,7 @@ impl Sandbox {
         outcome.logs = std::mem::take(&mut data.logs.logs);
         outcome.stats.memory_peak_bytes = data.memory.peak;
         outcome.stats.http_calls = data.http_calls;
+        retire(store, runtime);
         outcome
     }
 
@@ -371,6 +372,12 @@ fn arm(
     store.set_fuel(limits.fuel)?;
     store.set_epoch_deadline(1);
     Ok(())
+}
+
+/// Drops a used instance off the job's path: returning its pooling slot resets the memory
+/// (unmapping what the job touched), which the caller need not wait for.
+fn retire(store: Store<JobState>, runtime: ActionRuntime) {
+    tokio::task::spawn_blocking(move || drop((runtime, store)));
 }
 
 fn millis(d: Duration) -> u64 {

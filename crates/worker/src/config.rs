@@ -38,7 +38,7 @@ impl Default for RuntimeConfig {
             cache_dir: "data/cache".into(),
             max_instances: 64,
             warm_instances: 2,
-            keep_resident_mb: 16,
+            keep_resident_mb: 0,
             max_wasm_stack_kb: 1024,
         }
     }
