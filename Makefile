@@ -56,7 +56,7 @@ lint:
 test: $(RUNTIME) $(VENV)/.stamp
 	cargo build --locked --workspace --all-targets
 	$(MAKE) --no-print-directory lint
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace --all-targets
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace
 
 # Prints the sandbox's figures (docs/benchmarks.md); release profile.
 bench: $(RUNTIME)
