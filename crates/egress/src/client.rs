@@ -1,0 +1,353 @@
+//! The one HTTP client of the worker: every request checked, redirects followed by hand,
+//! bodies read up to a cap, every wait bounded.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION,
+};
+use reqwest::{Method, StatusCode};
+use url::{Host, Url};
+
+use crate::hosts::host_allowed;
+use crate::policy::AddressPolicy;
+use crate::resolve::{NameResolver, PolicyResolve, ResolveError};
+
+/// `[egress]` of `worker.toml`.
+#[derive(Debug, Clone)]
+pub struct EgressConfig {
+    /// Internal ranges opened on purpose (tests, internal APIs). Empty by default.
+    pub allow_private_cidrs: Vec<IpNet>,
+    /// Largest response body read per call (SPEC §7: 5 MiB).
+    pub max_response_bytes: u64,
+    /// Redirects followed per call (SPEC §7: 5).
+    pub max_redirects: u32,
+    /// Longest wait for a TCP and TLS connection.
+    pub connect_timeout: Duration,
+    /// Sent when a request names no `User-Agent`.
+    pub user_agent: String,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_cidrs: vec![],
+            max_response_bytes: 5 << 20,
+            max_redirects: 5,
+            connect_timeout: Duration::from_secs(10),
+            user_agent: concat!("action-worker/", env!("CARGO_PKG_VERSION")).into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub follow_redirects: bool,
+}
+
+/// The bounds of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallOptions<'a> {
+    /// The job's deadline: no wait goes past it.
+    pub deadline: Instant,
+    /// The caller's own timeout for this call, if any.
+    pub timeout: Option<Duration>,
+    /// An action's `allowed_hosts`; empty means any public host.
+    pub allowed_hosts: &'a [String],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundResponse {
+    pub status: u16,
+    pub reason: String,
+    /// The final URL, after redirects.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EgressError {
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// Refused by the address policy or the action's `allowed_hosts`; the text names the rule.
+    #[error("{message}")]
+    Denied { rule: String, message: String },
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Connection(String),
+    #[error("{0}")]
+    TooManyRedirects(String),
+    #[error("response from {url} is larger than the limit of {limit} bytes")]
+    ResponseTooLarge { url: String, limit: u64 },
+}
+
+impl EgressError {
+    /// The deny rule, for a denial.
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Self::Denied { rule, .. } => Some(rule),
+            _ => None,
+        }
+    }
+}
+
+pub struct Egress {
+    client: reqwest::Client,
+    policy: Arc<AddressPolicy>,
+    config: EgressConfig,
+}
+
+impl std::fmt::Debug for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Egress")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> EgressError {
+    EgressError::InvalidRequest(e.to_string())
+}
+
+impl Egress {
+    pub fn new(config: EgressConfig, resolver: Arc<dyn NameResolver>) -> Result<Self, EgressError> {
+        let policy = Arc::new(AddressPolicy::new(config.allow_private_cidrs.clone()));
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolve {
+                resolver,
+                policy: policy.clone(),
+            }))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| EgressError::Connection(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            policy,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &EgressConfig {
+        &self.config
+    }
+
+    /// Scheme, `allowed_hosts`, and for an IP literal the address policy; names are checked
+    /// when they resolve.
+    fn check_url(&self, url: &Url, allowed_hosts: &[String]) -> Result<(), EgressError> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(EgressError::Denied {
+                rule: "scheme".into(),
+                message: format!(
+                    "egress denied: scheme {:?} (only http and https are allowed)",
+                    url.scheme()
+                ),
+            });
+        }
+        let host = url
+            .host()
+            .ok_or_else(|| invalid(format!("{url}: no host")))?;
+        let name = match &host {
+            Host::Domain(d) => d.to_string(),
+            Host::Ipv4(ip) => ip.to_string(),
+            Host::Ipv6(ip) => ip.to_string(),
+        };
+        if !host_allowed(allowed_hosts, &name) {
+            return Err(EgressError::Denied {
+                rule: "allowed_hosts".into(),
+                message: format!(
+                    "egress denied: {name} is not in this action's allowed_hosts ({})",
+                    allowed_hosts.join(", ")
+                ),
+            });
+        }
+        let literal = match host {
+            Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
+            Host::Domain(_) => None,
+        };
+        if let Some(ip) = literal {
+            self.policy.check(ip).map_err(|d| EgressError::Denied {
+                rule: d.rule.as_str().into(),
+                message: format!("{url}: {d}"),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sends one request (and its redirects) within `options`.
+    pub async fn send(
+        &self,
+        request: OutboundRequest,
+        options: CallOptions<'_>,
+    ) -> Result<InboundResponse, EgressError> {
+        let started = Instant::now();
+        let limit = match options.timeout {
+            Some(t) => (started + t).min(options.deadline),
+            None => options.deadline,
+        };
+        let url = request.url.clone();
+        match tokio::time::timeout_at(limit.into(), self.send_inner(request, options, started))
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(EgressError::Timeout(format!(
+                "no complete response from {url} within {} ms",
+                limit.saturating_duration_since(started).as_millis()
+            ))),
+        }
+    }
+
+    async fn send_inner(
+        &self,
+        request: OutboundRequest,
+        options: CallOptions<'_>,
+        started: Instant,
+    ) -> Result<InboundResponse, EgressError> {
+        let mut url =
+            Url::parse(&request.url).map_err(|e| invalid(format!("{}: {e}", request.url)))?;
+        let mut method =
+            Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(invalid)?;
+        let mut headers = Vec::with_capacity(request.headers.len() + 1);
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| invalid(format!("header {name:?}: {e}")))?;
+            let value =
+                HeaderValue::from_str(value).map_err(|e| invalid(format!("header {name}: {e}")))?;
+            headers.push((name, value));
+        }
+        if !headers
+            .iter()
+            .any(|(n, _)| n == reqwest::header::USER_AGENT)
+        {
+            headers.push((
+                reqwest::header::USER_AGENT,
+                HeaderValue::from_str(&self.config.user_agent).map_err(invalid)?,
+            ));
+        }
+        let mut body = request.body;
+        let mut redirects = 0;
+        loop {
+            self.check_url(&url, options.allowed_hosts)?;
+            let mut builder = self.client.request(method.clone(), url.clone());
+            for (name, value) in &headers {
+                builder = builder.header(name, value);
+            }
+            if let Some(bytes) = &body {
+                builder = builder.body(bytes.clone());
+            }
+            let mut response = builder.send().await.map_err(|e| classify(&url, &e))?;
+            let status = response.status();
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if request.follow_redirects && status.is_redirection() && location.is_some() {
+                let location = location.unwrap_or_default();
+                let next = url
+                    .join(&location)
+                    .map_err(|e| invalid(format!("redirect to {location:?}: {e}")))?;
+                if redirects >= self.config.max_redirects {
+                    return Err(EgressError::TooManyRedirects(format!(
+                        "Exceeded {} redirects (the last to {next})",
+                        self.config.max_redirects
+                    )));
+                }
+                redirects += 1;
+                if status == StatusCode::SEE_OTHER
+                    || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+                        && method == Method::POST)
+                {
+                    method = Method::GET;
+                    body = None;
+                    headers.retain(|(n, _)| n != CONTENT_TYPE && n != CONTENT_LENGTH);
+                }
+                if next.host_str() != url.host_str()
+                    || next.port_or_known_default() != url.port_or_known_default()
+                {
+                    // Credentials were meant for the first host, not wherever it points.
+                    headers.retain(|(n, _)| {
+                        n != AUTHORIZATION && n != COOKIE && n.as_str() != "proxy-authorization"
+                    });
+                }
+                url = next;
+                continue;
+            }
+            let cap = self.config.max_response_bytes;
+            if response.content_length().is_some_and(|n| n > cap) {
+                return Err(EgressError::ResponseTooLarge {
+                    url: url.to_string(),
+                    limit: cap,
+                });
+            }
+            let mut bytes = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(|e| classify(&url, &e))? {
+                if bytes.len() as u64 + chunk.len() as u64 > cap {
+                    return Err(EgressError::ResponseTooLarge {
+                        url: url.to_string(),
+                        limit: cap,
+                    });
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            let headers = response
+                .headers()
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect();
+            return Ok(InboundResponse {
+                status: status.as_u16(),
+                reason: status.canonical_reason().unwrap_or("").to_string(),
+                url: url.to_string(),
+                headers,
+                body: bytes,
+                elapsed: started.elapsed(),
+            });
+        }
+    }
+}
+
+/// Finds the policy's own error in reqwest's chain, so a denial reads as one.
+fn classify(url: &Url, error: &reqwest::Error) -> EgressError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(resolve) = e.downcast_ref::<ResolveError>() {
+            return match resolve {
+                ResolveError::Denied { source: denied, .. } => EgressError::Denied {
+                    rule: denied.rule.as_str().into(),
+                    message: format!("{url}: {resolve}"),
+                },
+                other => EgressError::Connection(format!("{url}: {other}")),
+            };
+        }
+        source = e.source();
+    }
+    if error.is_timeout() {
+        return EgressError::Timeout(format!("{url}: timed out"));
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    EgressError::Connection(format!("{url}: {text}"))
+}
