@@ -11,6 +11,60 @@ use serde::Deserialize;
 pub struct WorkerConfig {
     pub runtime: RuntimeConfig,
     pub limits: LimitsConfig,
+    pub egress: EgressSection,
+}
+
+/// `[egress]`: every outbound HTTP request (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressSection {
+    /// Internal ranges opened on purpose, e.g. `["10.20.0.0/16"]`. Empty: none.
+    pub allow_private_cidrs: Vec<String>,
+    /// Largest response body per call.
+    pub max_response_bytes: u64,
+    /// Redirects followed per call.
+    pub max_redirects: u32,
+    /// Longest wait for a connection.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for EgressSection {
+    fn default() -> Self {
+        let d = action_egress::EgressConfig::default();
+        Self {
+            allow_private_cidrs: vec![],
+            max_response_bytes: d.max_response_bytes,
+            max_redirects: d.max_redirects,
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl EgressSection {
+    pub fn egress_config(&self) -> anyhow::Result<action_egress::EgressConfig> {
+        let mut cidrs = Vec::with_capacity(self.allow_private_cidrs.len());
+        for (i, text) in self.allow_private_cidrs.iter().enumerate() {
+            let net: ipnet::IpNet = text.parse().map_err(|e| {
+                anyhow::anyhow!(
+                    "egress.allow_private_cidrs[{i}]: {text:?} is not a CIDR range: {e}"
+                )
+            })?;
+            cidrs.push(net);
+        }
+        if self.max_response_bytes == 0 {
+            bail!("egress.max_response_bytes: must be at least 1");
+        }
+        if self.connect_timeout_ms == 0 {
+            bail!("egress.connect_timeout_ms: must be at least 1");
+        }
+        Ok(action_egress::EgressConfig {
+            allow_private_cidrs: cidrs,
+            max_response_bytes: self.max_response_bytes,
+            max_redirects: self.max_redirects,
+            connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
+            ..action_egress::EgressConfig::default()
+        })
+    }
 }
 
 /// `[runtime]`: the Python runtime component and the instance pool.
@@ -173,6 +227,7 @@ impl WorkerConfig {
                 bail!("limits.{key}: the default {default} is over limits.max.{key} = {max}");
             }
         }
+        self.egress.egress_config()?;
         let r = &self.runtime;
         if r.max_instances == 0 {
             bail!("runtime.max_instances: must be at least 1");

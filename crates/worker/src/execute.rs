@@ -1,30 +1,29 @@
 //! Runs one job of any kind and always answers with a `JobResult`.
 
+use std::sync::Arc;
+
+use action_egress::Egress;
 use action_protocol::{
     ActionDefinition, ActionKind, ErrorInfo, ErrorKind, Job, JobResult, Status, build_context,
 };
-use action_sandbox::{ActionHost, PythonJob, Sandbox};
+use action_sandbox::{PythonJob, Sandbox};
 
 use crate::config::LimitsConfig;
+use crate::host::{JobHost, Trace};
 use crate::limits::effective_limits;
 
 /// Everything a job needs besides itself.
 pub struct Executor {
     pub sandbox: Sandbox,
+    pub egress: Arc<Egress>,
     pub limits: LimitsConfig,
     pub worker_id: String,
 }
 
 impl Executor {
-    pub async fn run(
-        &self,
-        job: &Job,
-        action: &ActionDefinition,
-        attempt: u32,
-        host: Box<dyn ActionHost>,
-    ) -> JobResult {
+    pub async fn run(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
         let mut result = match action.kind {
-            ActionKind::Python => self.run_python(job, action, attempt, host).await,
+            ActionKind::Python => self.run_python(job, action, attempt).await,
             ActionKind::Api => JobResult::empty(
                 &job.id,
                 &action.name,
@@ -41,34 +40,34 @@ impl Executor {
         result
     }
 
-    async fn run_python(
-        &self,
-        job: &Job,
-        action: &ActionDefinition,
-        attempt: u32,
-        host: Box<dyn ActionHost>,
-    ) -> JobResult {
+    async fn run_python(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
         let Some(source) = action.python_code() else {
             return JobResult::rejected(&job.id, &action.name, "python.code: missing");
         };
         let limits = effective_limits(&self.limits, action, job.timeout_ms);
         let context = build_context(job, &action.name, attempt);
-        let outcome = self
-            .sandbox
-            .run(
-                PythonJob {
-                    action: &action.name,
-                    source,
-                    context: &context,
-                    limits,
-                },
-                host,
-            )
-            .await;
+        let trace = Trace::default();
+        let host = JobHost::new(
+            self.egress.clone(),
+            action.allowed_hosts.clone(),
+            &job.id,
+            trace.clone(),
+        );
+        let job_spec = PythonJob {
+            action: &action.name,
+            source,
+            context: &context,
+            limits,
+        };
+        let outcome = self.sandbox.run(job_spec, Box::new(host)).await;
         let mut result = JobResult::empty(&job.id, &action.name, outcome.status, outcome.error);
         result.output = outcome.output;
         result.logs = outcome.logs;
         result.stats = outcome.stats;
+        result.trace = trace
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
         result
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod cli;
 mod config;
 mod execute;
+mod host;
 mod limits;
 
 #[derive(Debug, Parser)]

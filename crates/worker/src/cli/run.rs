@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use action_protocol::{ActionRef, Job, Status, load_action};
-use action_sandbox::{NoNetwork, Sandbox};
+use std::sync::Arc;
+
+use action_egress::{Egress, SystemResolver};
+use action_sandbox::Sandbox;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
@@ -94,12 +97,15 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut sandbox_config = config.sandbox_config();
         sandbox_config.warm_instances = 0; // one job: nothing to prepare ahead
         let sandbox = Sandbox::new(sandbox_config)?;
+        let egress_config = config.egress.egress_config()?;
+        let egress = Arc::new(Egress::new(egress_config, Arc::new(SystemResolver))?);
         let executor = Executor {
             sandbox,
+            egress,
             limits: config.limits.clone(),
             worker_id: "local".into(),
         };
-        anyhow::Ok(executor.run(&job, &action, 1, Box::new(NoNetwork)).await)
+        anyhow::Ok(executor.run(&job, &action, 1).await)
     })?;
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(if result.status == Status::Ok {

@@ -1,0 +1,164 @@
+//! The outside world of one Python job: its HTTP calls go through the egress policy, each
+//! leaves a trace entry, and unsafe methods carry an idempotency key.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use action_egress::{CallOptions, Egress, EgressError, OutboundRequest};
+use action_protocol::{LimitKind, TraceEntry};
+use action_sandbox::{ActionHost, BoxFuture, HostError, HttpError, HttpRequest, HttpResponse};
+
+/// Shared with the executor, which moves the entries into the result.
+pub type Trace = Arc<Mutex<Vec<TraceEntry>>>;
+
+pub struct JobHost {
+    egress: Arc<Egress>,
+    allowed_hosts: Vec<String>,
+    job_id: String,
+    calls: u32,
+    trace: Trace,
+}
+
+impl JobHost {
+    pub fn new(
+        egress: Arc<Egress>,
+        allowed_hosts: Vec<String>,
+        job_id: &str,
+        trace: Trace,
+    ) -> Self {
+        Self {
+            egress,
+            allowed_hosts,
+            job_id: job_id.to_string(),
+            calls: 0,
+            trace,
+        }
+    }
+}
+
+/// `Idempotency-Key` for a call: the same job id and call index on every delivery of the job,
+/// so a redelivered job repeats its requests with the same keys.
+pub fn idempotency_key(job_id: &str, call_index: u32) -> String {
+    format!("{job_id}:{call_index}")
+}
+
+fn with_idempotency_key(mut request: OutboundRequest, key: String) -> OutboundRequest {
+    let safe = matches!(
+        request.method.to_ascii_uppercase().as_str(),
+        "GET" | "HEAD" | "OPTIONS"
+    );
+    if !safe
+        && !request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("idempotency-key"))
+    {
+        request.headers.push(("Idempotency-Key".into(), key));
+    }
+    request
+}
+
+fn to_host_error(error: EgressError) -> HostError {
+    match error {
+        EgressError::Denied { message, .. } => HttpError::Denied(message).into(),
+        EgressError::InvalidRequest(m) => HttpError::InvalidRequest(m).into(),
+        EgressError::Timeout(m) => HttpError::Timeout(m).into(),
+        EgressError::Connection(m) => HttpError::Connection(m).into(),
+        EgressError::TooManyRedirects(m) => HttpError::TooManyRedirects(m).into(),
+        e @ EgressError::ResponseTooLarge { .. } => {
+            HostError::Limit(LimitKind::ResponseSize, format!("response size limit: {e}"))
+        }
+    }
+}
+
+impl ActionHost for JobHost {
+    fn http_send(
+        &mut self,
+        request: HttpRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+        let index = self.calls;
+        self.calls += 1;
+        let outbound = with_idempotency_key(
+            OutboundRequest {
+                method: request.method,
+                url: request.url,
+                headers: request.headers,
+                body: request.body,
+                follow_redirects: request.follow_redirects,
+            },
+            idempotency_key(&self.job_id, index),
+        );
+        Box::pin(async move {
+            let started = Instant::now();
+            let mut entry = TraceEntry {
+                kind: "http".into(),
+                method: Some(outbound.method.to_ascii_uppercase()),
+                url: Some(outbound.url.clone()),
+                ..TraceEntry::default()
+            };
+            let options = CallOptions {
+                deadline,
+                timeout: request
+                    .timeout_ms
+                    .map(|ms| Duration::from_millis(u64::from(ms))),
+                allowed_hosts: &self.allowed_hosts,
+            };
+            let result = self.egress.send(outbound, options).await;
+            entry.ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let result = match result {
+                Ok(response) => {
+                    entry.status = Some(response.status);
+                    entry.bytes = response.body.len() as u64;
+                    Ok(HttpResponse {
+                        status: response.status,
+                        reason: response.reason,
+                        url: response.url,
+                        headers: response.headers,
+                        body: response.body,
+                        elapsed_ms: u32::try_from(response.elapsed.as_millis()).unwrap_or(u32::MAX),
+                    })
+                }
+                Err(error) => {
+                    entry.error = Some(error.to_string());
+                    Err(to_host_error(error))
+                }
+            };
+            if let Ok(mut trace) = self.trace.lock() {
+                trace.push(entry);
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(method: &str, headers: Vec<(String, String)>) -> OutboundRequest {
+        OutboundRequest {
+            method: method.into(),
+            url: "https://x.test/".into(),
+            headers,
+            body: None,
+            follow_redirects: true,
+        }
+    }
+
+    #[test]
+    fn unsafe_methods_get_a_stable_idempotency_key_unless_the_script_set_one() {
+        let post = with_idempotency_key(request("post", vec![]), idempotency_key("job-7", 2));
+        assert_eq!(
+            post.headers,
+            vec![("Idempotency-Key".to_string(), "job-7:2".to_string())]
+        );
+        let get = with_idempotency_key(request("GET", vec![]), idempotency_key("job-7", 0));
+        assert!(get.headers.is_empty());
+        let own = vec![("idempotency-key".to_string(), "mine".to_string())];
+        assert_eq!(
+            with_idempotency_key(request("PUT", own.clone()), idempotency_key("j", 0)).headers,
+            own
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! The seed's Python examples, unchanged but for their hosts, against a fake ERP and courier
+//! on loopback, through the real binary and the egress policy.
+// Tests fail by panicking: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+#[derive(Default)]
+struct Seen {
+    posts: Vec<(Option<String>, Value)>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+async fn fake_erp() -> (SocketAddr, Shared) {
+    let seen = Shared::default();
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(|headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if q.get("id").map(String::as_str) != Some("A1") || auth != Some("Bearer ERP_KEY") {
+                    return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such order"})));
+                }
+                (StatusCode::OK, axum::Json(json!({"status": "shipped", "trackingNumber": "TRK9", "estimatedDelivery": "2026-12-01"})))
+            })
+            .post(|State(seen): State<Shared>, headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(String::from);
+                seen.lock().unwrap().posts.push((key, body.clone()));
+                axum::Json(json!({"orderId": "N1", "total": 2 * body["items"].as_array().map_or(0, Vec::len),
+                                  "confirmationUrl": "https://shop.example/confirm/N1"}))
+            }),
+        )
+        .route(
+            "/shipments",
+            get(|Query(q): Query<HashMap<String, String>>| async move {
+                assert_eq!(q["tracking_number"], "TRK9");
+                axum::Json(json!({"events": [{"status": "picked up"}, {"status": "in transit"}]}))
+            }),
+        )
+        .route("/refund", post(|| async { axum::Json(json!({"amount": 42.5})) }))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, seen)
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A configuration that opens exactly the fake servers' address.
+fn config(dir: &Path) -> PathBuf {
+    let root = root();
+    let path = dir.join("worker.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n",
+            root.join("build/action-runtime.wasm").display(),
+            root.join("data/cache").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn run(dir: &Path, name: &str, source: String, args: &[&str]) -> Value {
+    let script = dir.join(format!("{name}.py"));
+    std::fs::write(&script, source).unwrap();
+    let config = config(dir);
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_action-worker"));
+    command
+        .arg("--config")
+        .arg(&config)
+        .arg("run")
+        .arg(&script)
+        .args(args);
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+const ORDER_WITH_TRACKING: &str = r#"import requests
+
+def execute_action(context):
+    order_id = context["args"]["orderId"]
+    email = context["args"]["email"]
+
+    # Fetch order from ERP
+    order_resp = requests.get(
+        "https://erp.example.com/orders",
+        params={"id": order_id, "email": email},
+        headers={"Authorization": "Bearer ERP_KEY"},
+        timeout=30,
+    )
+    if order_resp.status_code != 200:
+        return {"error": "Order not found. Please check the order ID."}
+    order = order_resp.json()
+
+    # Fetch tracking from courier
+    tracking = requests.get(
+        "https://tracking.example.com/shipments",
+        params={"tracking_number": order["trackingNumber"]},
+        timeout=30,
+    ).json()
+
+    return {
+        "orderId": order_id,
+        "status": order["status"],
+        "trackingNumber": order["trackingNumber"],
+        "trackingEvents": tracking.get("events", []),
+        "estimatedDelivery": order.get("estimatedDelivery"),
+    }
+"#;
+
+const CREATE_ORDER: &str = r#"import requests
+import json
+
+def execute_action(context):
+    name = context["args"]["customerName"]
+    phone = context["args"]["phone"]
+    items = context["args"]["items"]
+
+    # Parse items if passed as string
+    if isinstance(items, str):
+        items = json.loads(items)
+
+    # Normalize phone number
+    if phone.startswith("+30"):
+        phone = phone[3:]
+
+    response = requests.post(
+        "https://api.example.com/orders",
+        json={
+            "customerName": name,
+            "phone": phone,
+            "items": items,
+        },
+        headers={"Authorization": "Bearer API_KEY"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    result = response.json()
+
+    return {
+        "orderId": result["orderId"],
+        "total": result["total"],
+        "confirmationUrl": result["confirmationUrl"],
+    }
+"#;
+
+fn local(source: &str, addr: SocketAddr) -> String {
+    let base = format!("http://{addr}");
+    source
+        .replace("https://erp.example.com", &base)
+        .replace("https://tracking.example.com", &base)
+        .replace("https://api.example.com", &base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_with_tracking_combines_erp_and_courier() {
+    let (addr, _) = fake_erp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let result = run(
+        dir.path(),
+        "orderTracking",
+        local(ORDER_WITH_TRACKING, addr),
+        &["--arg", "orderId=A1", "--arg", "email=a@b.c"],
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(
+        result["output"],
+        json!({"orderId": "A1", "status": "shipped", "trackingNumber": "TRK9",
+               "trackingEvents": [{"status": "picked up"}, {"status": "in transit"}], "estimatedDelivery": "2026-12-01"})
+    );
+    let trace = result["trace"].as_array().unwrap();
+    assert_eq!(trace.len(), 2);
+    assert_eq!(trace[0]["method"], "GET");
+    assert_eq!(trace[0]["status"], 200);
+    assert!(
+        trace[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("/orders?id=A1&email=a%40b.c"),
+        "{}",
+        trace[0]
+    );
+    assert_eq!(result["stats"]["http_calls"], 2);
+
+    let missing = run(
+        dir.path(),
+        "orderTracking",
+        local(ORDER_WITH_TRACKING, addr),
+        &["--arg", "orderId=Z9", "--arg", "email=a@b.c"],
+    )
+    .await;
+    assert_eq!(
+        missing["output"],
+        json!({"error": "Order not found. Please check the order ID."})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_creation_posts_json_with_an_idempotency_key() {
+    let (addr, seen) = fake_erp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let items = r#"{"customerName": "Eleni", "phone": "+306900000000", "items": "[{\"sku\": \"A\"}, {\"sku\": \"B\"}]"}"#;
+    let result = run(
+        dir.path(),
+        "createOrder",
+        local(CREATE_ORDER, addr),
+        &["--args-json", items],
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(
+        result["output"],
+        json!({"orderId": "N1", "total": 4, "confirmationUrl": "https://shop.example/confirm/N1"})
+    );
+    let posts = &seen.lock().unwrap().posts;
+    assert_eq!(posts.len(), 1);
+    let (key, body) = &posts[0];
+    assert_eq!(
+        body,
+        &json!({"customerName": "Eleni", "phone": "6900000000", "items": [{"sku": "A"}, {"sku": "B"}]})
+    );
+    let job_id = result["job_id"].as_str().unwrap();
+    assert_eq!(key.as_deref(), Some(format!("{job_id}:0").as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_request_raises_connection_error_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"import requests
+def execute_action(context):
+    try:
+        requests.get("http://169.254.169.254/latest/meta-data/", timeout=2)
+    except requests.exceptions.ConnectionError as exc:
+        return str(exc)
+    return "reached"
+"#;
+    let result = run(dir.path(), "metadata", source.to_string(), &[]).await;
+    let message = result["output"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("rule `link-local`") && message.contains("egress.allow_private_cidrs"),
+        "{result}"
+    );
+    assert!(
+        result["trace"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("link-local")
+    );
+}
