@@ -14,6 +14,7 @@ use url::{Host, Url};
 use crate::hosts::host_allowed;
 use crate::policy::AddressPolicy;
 use crate::resolve::{NameResolver, PolicyResolve, ResolveError};
+use crate::secrets::{CarriedSecret, SecretStore, redact_bytes, redact_text};
 
 /// `[egress]` of `worker.toml`.
 #[derive(Debug, Clone)]
@@ -60,6 +61,8 @@ pub struct CallOptions<'a> {
     pub timeout: Option<Duration>,
     /// An action's `allowed_hosts`; empty means any public host.
     pub allowed_hosts: &'a [String],
+    /// Where `{{secrets.NAME}}` references resolve, and for which tenant.
+    pub secrets: Option<(&'a SecretStore, Option<&'a str>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,16 +200,18 @@ impl Egress {
             Some(t) => (started + t).min(options.deadline),
             None => options.deadline,
         };
-        let url = request.url.clone();
-        match tokio::time::timeout_at(limit.into(), self.send_inner(request, options, started))
-            .await
-        {
+        let url = crate::secrets::mark_references(&request.url);
+        let mut carried = Vec::new();
+        let call = self.send_inner(request, options, started, &mut carried);
+        let result = match tokio::time::timeout_at(limit.into(), call).await {
             Ok(result) => result,
             Err(_) => Err(EgressError::Timeout(format!(
                 "no complete response from {url} within {} ms",
                 limit.saturating_duration_since(started).as_millis()
             ))),
-        }
+        };
+        // Nothing that goes back to the caller carries a secret's value.
+        result.map_err(|e| redact_error(e, &carried))
     }
 
     async fn send_inner(
@@ -214,19 +219,49 @@ impl Egress {
         request: OutboundRequest,
         options: CallOptions<'_>,
         started: Instant,
+        carried: &mut Vec<CarriedSecret>,
     ) -> Result<InboundResponse, EgressError> {
-        let mut url =
-            Url::parse(&request.url).map_err(|e| invalid(format!("{}: {e}", request.url)))?;
+        let shown = crate::secrets::mark_references(&request.url);
+        let template = Url::parse(&request.url).map_err(|e| invalid(format!("{shown}: {e}")))?;
+        let host = template.host_str().unwrap_or("").to_string();
+        let render =
+            |text: &str, carried: &mut Vec<CarriedSecret>| -> Result<String, EgressError> {
+                match options.secrets {
+                    None => Ok(text.to_string()),
+                    Some((store, tenant)) => store
+                        .render(tenant, &host, text, carried)
+                        .map(|r| r.value)
+                        .map_err(|e| EgressError::Denied {
+                            rule: "secret".into(),
+                            message: format!("egress denied: {e}"),
+                        }),
+                }
+            };
+        let mut url = Url::parse(&render(&request.url, carried)?)
+            .map_err(|e| invalid(format!("{shown}: {e}")))?;
+        if url.host_str() != template.host_str() {
+            return Err(invalid(format!(
+                "{shown}: a secret may not change the host of a URL"
+            )));
+        }
         let mut method =
             Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(invalid)?;
         let mut headers = Vec::with_capacity(request.headers.len() + 1);
         for (name, value) in &request.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| invalid(format!("header {name:?}: {e}")))?;
-            let value =
-                HeaderValue::from_str(value).map_err(|e| invalid(format!("header {name}: {e}")))?;
+            let value = render(value, carried)?;
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| invalid(format!("header {name}: invalid value")))?;
             headers.push((name, value));
         }
+        let body = match request.body {
+            Some(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => Some(render(&text, carried)?.into_bytes()),
+                Err(raw) => Some(raw.into_bytes()),
+            },
+            None => None,
+        };
         if !headers
             .iter()
             .any(|(n, _)| n == reqwest::header::USER_AGENT)
@@ -236,7 +271,7 @@ impl Egress {
                 HeaderValue::from_str(&self.config.user_agent).map_err(invalid)?,
             ));
         }
-        let mut body = request.body;
+        let mut body = body;
         let mut redirects = 0;
         loop {
             self.check_url(&url, options.allowed_hosts)?;
@@ -266,6 +301,19 @@ impl Egress {
                     )));
                 }
                 redirects += 1;
+                let next_host = next.host_str().unwrap_or("");
+                if next.host_str() != url.host_str()
+                    && let Some(secret) = carried.iter().find(|s| !s.allows(next_host))
+                {
+                    return Err(EgressError::Denied {
+                        rule: "secret".into(),
+                        message: format!(
+                            "egress denied: a redirect to {next_host} would carry secret {}, which is bound to {}",
+                            secret.name,
+                            secret.hosts.join(", ")
+                        ),
+                    });
+                }
                 if status == StatusCode::SEE_OTHER
                     || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
                         && method == Method::POST)
@@ -308,18 +356,39 @@ impl Egress {
                 .map(|(n, v)| {
                     (
                         n.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        redact_text(&String::from_utf8_lossy(v.as_bytes()), carried),
                     )
                 })
                 .collect();
+            // A server that echoes a secret does not hand it to the guest.
             return Ok(InboundResponse {
                 status: status.as_u16(),
                 reason: status.canonical_reason().unwrap_or("").to_string(),
-                url: url.to_string(),
+                url: redact_text(url.as_str(), carried),
                 headers,
-                body: bytes,
+                body: redact_bytes(bytes, carried),
                 elapsed: started.elapsed(),
             });
+        }
+    }
+}
+
+fn redact_error(error: EgressError, carried: &[CarriedSecret]) -> EgressError {
+    if carried.is_empty() {
+        return error;
+    }
+    let r = |text: String| redact_text(&text, carried);
+    match error {
+        EgressError::InvalidRequest(m) => EgressError::InvalidRequest(r(m)),
+        EgressError::Denied { rule, message } => EgressError::Denied {
+            rule,
+            message: r(message),
+        },
+        EgressError::Timeout(m) => EgressError::Timeout(r(m)),
+        EgressError::Connection(m) => EgressError::Connection(r(m)),
+        EgressError::TooManyRedirects(m) => EgressError::TooManyRedirects(r(m)),
+        EgressError::ResponseTooLarge { url, limit } => {
+            EgressError::ResponseTooLarge { url: r(url), limit }
         }
     }
 }

@@ -12,9 +12,11 @@ mod client;
 mod hosts;
 pub mod policy;
 mod resolve;
+pub mod secrets;
 
 pub use client::{
     CallOptions, Egress, EgressConfig, EgressError, InboundResponse, OutboundRequest,
 };
 pub use hosts::host_allowed;
 pub use resolve::{NameResolver, ResolveError, StaticResolver, SystemResolver};
+pub use secrets::{Secret, SecretStore, mark_references};

@@ -116,6 +116,7 @@ async fn send(egress: &Egress, request: OutboundRequest) -> Result<InboundRespon
         deadline: Instant::now() + Duration::from_secs(10),
         timeout: None,
         allowed_hosts: &[],
+        secrets: None,
     };
     egress.send(request, options).await
 }
@@ -319,6 +320,7 @@ async fn a_server_that_never_answers_hits_the_timeout() {
         deadline: Instant::now() + Duration::from_secs(10),
         timeout: Some(Duration::from_millis(300)),
         allowed_hosts: &[],
+        secrets: None,
     };
     let result = egress.send(get_req(&url), options).await;
     assert!(matches!(result, Err(EgressError::Timeout(_))), "{result:?}");
@@ -328,6 +330,7 @@ async fn a_server_that_never_answers_hits_the_timeout() {
         deadline: Instant::now() + Duration::from_millis(300),
         timeout: None,
         allowed_hosts: &[],
+        secrets: None,
     };
     assert!(matches!(
         egress.send(get_req(&url), options).await,
@@ -350,6 +353,7 @@ async fn allowed_hosts_narrow_what_an_action_reaches() {
         deadline: Instant::now() + Duration::from_secs(10),
         timeout: None,
         allowed_hosts: &allowed,
+        secrets: None,
     };
     let ok = egress
         .send(

@@ -12,6 +12,15 @@ pub struct WorkerConfig {
     pub runtime: RuntimeConfig,
     pub limits: LimitsConfig,
     pub egress: EgressSection,
+    pub secrets: SecretsSection,
+}
+
+/// `[secrets]`: where `{{secrets.NAME}}` references are resolved from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSection {
+    /// A TOML file of `[[secret]]` entries (see `docs/security.md`); none by default.
+    pub file: Option<PathBuf>,
 }
 
 /// `[egress]`: every outbound HTTP request (SPEC §7).

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use action_egress::Egress;
+use action_egress::{Egress, SecretStore};
 use action_protocol::{
     ActionDefinition, ActionKind, ErrorInfo, ErrorKind, Job, JobResult, Status, build_context,
 };
@@ -16,6 +16,7 @@ use crate::limits::effective_limits;
 pub struct Executor {
     pub sandbox: Sandbox,
     pub egress: Arc<Egress>,
+    pub secrets: Arc<SecretStore>,
     pub limits: LimitsConfig,
     pub worker_id: String,
 }
@@ -49,6 +50,8 @@ impl Executor {
         let trace = Trace::default();
         let host = JobHost::new(
             self.egress.clone(),
+            self.secrets.clone(),
+            job.tenant.clone(),
             action.allowed_hosts.clone(),
             &job.id,
             trace.clone(),

@@ -4,7 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use action_egress::{CallOptions, Egress, EgressError, OutboundRequest};
+use action_egress::{
+    CallOptions, Egress, EgressError, OutboundRequest, SecretStore, mark_references,
+};
 use action_protocol::{LimitKind, TraceEntry};
 use action_sandbox::{ActionHost, BoxFuture, HostError, HttpError, HttpRequest, HttpResponse};
 
@@ -13,6 +15,8 @@ pub type Trace = Arc<Mutex<Vec<TraceEntry>>>;
 
 pub struct JobHost {
     egress: Arc<Egress>,
+    secrets: Arc<SecretStore>,
+    tenant: Option<String>,
     allowed_hosts: Vec<String>,
     job_id: String,
     calls: u32,
@@ -22,12 +26,16 @@ pub struct JobHost {
 impl JobHost {
     pub fn new(
         egress: Arc<Egress>,
+        secrets: Arc<SecretStore>,
+        tenant: Option<String>,
         allowed_hosts: Vec<String>,
         job_id: &str,
         trace: Trace,
     ) -> Self {
         Self {
             egress,
+            secrets,
+            tenant,
             allowed_hosts,
             job_id: job_id.to_string(),
             calls: 0,
@@ -94,7 +102,7 @@ impl ActionHost for JobHost {
             let mut entry = TraceEntry {
                 kind: "http".into(),
                 method: Some(outbound.method.to_ascii_uppercase()),
-                url: Some(outbound.url.clone()),
+                url: Some(mark_references(&outbound.url)),
                 ..TraceEntry::default()
             };
             let options = CallOptions {
@@ -103,6 +111,7 @@ impl ActionHost for JobHost {
                     .timeout_ms
                     .map(|ms| Duration::from_millis(u64::from(ms))),
                 allowed_hosts: &self.allowed_hosts,
+                secrets: Some((&self.secrets, self.tenant.as_deref())),
             };
             let result = self.egress.send(outbound, options).await;
             entry.ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -10,6 +10,7 @@ mod config;
 mod execute;
 mod host;
 mod limits;
+mod secrets;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -30,6 +30,9 @@ pub struct RunArgs {
     /// Runs as a test job: effects are reported, flagged `test`, and never applied.
     #[arg(long)]
     test: bool,
+    /// The tenant the job runs for: it scopes `{{secrets.NAME}}` (SPEC §5).
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 fn parse_args(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
@@ -80,7 +83,7 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let job = Job {
         id: local_job_id(),
-        tenant: None,
+        tenant: args.tenant.clone(),
         action: ActionRef::Inline(Box::new(action.clone())),
         args: parse_args(&args)?,
         conversation,
@@ -99,9 +102,11 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         let sandbox = Sandbox::new(sandbox_config)?;
         let egress_config = config.egress.egress_config()?;
         let egress = Arc::new(Egress::new(egress_config, Arc::new(SystemResolver))?);
+        let secrets = Arc::new(crate::secrets::load(&config.secrets)?);
         let executor = Executor {
             sandbox,
             egress,
+            secrets,
             limits: config.limits.clone(),
             worker_id: "local".into(),
         };
@@ -143,6 +148,7 @@ mod tests {
             args_json: json.map(String::from),
             conversation: None,
             test: false,
+            tenant: None,
         }
     }
 
