@@ -17,6 +17,7 @@ import sys
 import traceback
 
 import preload  # noqa: F401 - imported for its side effect: the standard library in the snapshot
+import helpers
 import sandbox_io
 import tzdata_memory
 import requests  # noqa: F401 - pre-imported so that `import requests` in a job is a lookup
@@ -100,6 +101,7 @@ def _run(job):
         return Err(_script_error(ErrorKind.SYNTAX, _exception_line(exc)))
 
     scope = {"__name__": "__action__", "__file__": filename, "__builtins__": builtins}
+    scope.update(helpers.GLOBALS)
     try:
         exec(code, scope)
         entry = scope.get("execute_action")

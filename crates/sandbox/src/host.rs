@@ -65,6 +65,12 @@ pub trait ActionHost: Send {
         request: HttpRequest,
         deadline: Instant,
     ) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
+
+    /// A conversation helper. The default: the job has no conversation.
+    fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
+        let _ = call;
+        ConversationReply::no_conversation()
+    }
 }
 
 /// A host that reaches nothing: every request is denied.
@@ -83,5 +89,54 @@ impl ActionHost for NoNetwork {
                 request.method, request.url
             ))))
         })
+    }
+}
+
+/// A conversation helper call (SPEC §4), as the guest made it after its type checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConversationCall {
+    /// Whether the job has a conversation.
+    Present,
+    GetMetadata {
+        key: String,
+    },
+    SetMetadata {
+        key: String,
+        value: String,
+    },
+    DeleteMetadata {
+        key: String,
+    },
+    AddTag {
+        tag: String,
+    },
+    AddEvent {
+        event: String,
+    },
+    HandOff {
+        reason: Option<String>,
+        phone_destination: Option<String>,
+    },
+}
+
+/// The answer to a [`ConversationCall`]: `Present` answers in `success`, `GetMetadata` in `value`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationReply {
+    pub success: bool,
+    pub message: String,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub tag_id: Option<String>,
+    pub event_id: Option<String>,
+}
+
+impl ConversationReply {
+    /// What every helper answers for a job without a conversation.
+    pub fn no_conversation() -> Self {
+        Self {
+            success: false,
+            message: "no conversation".into(),
+            ..Self::default()
+        }
     }
 }

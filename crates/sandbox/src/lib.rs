@@ -21,6 +21,9 @@ mod scripts;
 mod state;
 
 pub use config::{JobLimits, SandboxConfig};
-pub use host::{ActionHost, BoxFuture, HostError, HttpError, HttpRequest, HttpResponse, NoNetwork};
+pub use host::{
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest,
+    HttpResponse, NoNetwork,
+};
 pub use outcome::RunOutcome;
 pub use sandbox::{PythonJob, Sandbox, SandboxError};

@@ -8,8 +8,10 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{http, logs};
-use crate::host::{ActionHost, HostError, HttpError, HttpRequest, NoNetwork};
+use crate::bindings::{conversation, http, logs};
+use crate::host::{
+    ActionHost, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest, NoNetwork,
+};
 
 /// Raised as a trap by the host side when a limit stops a job; found again by downcasting.
 #[derive(Debug, thiserror::Error)]
@@ -196,6 +198,67 @@ impl http::Host for JobState {
 }
 
 impl crate::bindings::types::Host for JobState {}
+
+fn to_wit_reply(reply: ConversationReply) -> conversation::Reply {
+    conversation::Reply {
+        success: reply.success,
+        message: reply.message,
+        key: reply.key,
+        value: reply.value,
+        tag_id: reply.tag_id,
+        event_id: reply.event_id,
+    }
+}
+
+impl conversation::Host for JobState {
+    async fn present(&mut self) -> Result<bool> {
+        Ok(self.host.conversation(ConversationCall::Present).success)
+    }
+
+    async fn get_metadata(&mut self, key: String) -> Result<Option<String>> {
+        Ok(self
+            .host
+            .conversation(ConversationCall::GetMetadata { key })
+            .value)
+    }
+
+    async fn set_metadata(&mut self, key: String, value: String) -> Result<conversation::Reply> {
+        Ok(to_wit_reply(self.host.conversation(
+            ConversationCall::SetMetadata { key, value },
+        )))
+    }
+
+    async fn delete_metadata(&mut self, key: String) -> Result<conversation::Reply> {
+        Ok(to_wit_reply(
+            self.host
+                .conversation(ConversationCall::DeleteMetadata { key }),
+        ))
+    }
+
+    async fn add_tag(&mut self, tag: String) -> Result<conversation::Reply> {
+        Ok(to_wit_reply(
+            self.host.conversation(ConversationCall::AddTag { tag }),
+        ))
+    }
+
+    async fn add_event(&mut self, event: String) -> Result<conversation::Reply> {
+        Ok(to_wit_reply(
+            self.host.conversation(ConversationCall::AddEvent { event }),
+        ))
+    }
+
+    async fn hand_off(
+        &mut self,
+        reason: Option<String>,
+        phone_destination: Option<String>,
+    ) -> Result<conversation::Reply> {
+        let call = ConversationCall::HandOff {
+            reason,
+            phone_destination,
+        };
+        Ok(to_wit_reply(self.host.conversation(call)))
+    }
+}
 
 impl logs::Host for JobState {
     async fn write(&mut self, channel: logs::Channel, text: String) -> Result<()> {

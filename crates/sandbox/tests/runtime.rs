@@ -231,3 +231,33 @@ async fn a_hostile_exception_does_not_escape() {
     let out = run("import sys\ndef execute_action(c):\n    sys.exit(3)\n").await;
     assert_eq!(out.error.unwrap().message, "SystemExit: 3");
 }
+
+#[tokio::test]
+async fn the_conversation_helpers_are_globals_and_check_types() {
+    let source = r#"
+def execute_action(context):
+    out = {
+        "get": get_conversation_metadata(context, "plan"),
+        "set": set_conversation_metadata(context, "n", 3),
+        "tag": add_conversation_tag(context, "vip"),
+        "hand_off": hand_off_conversation(context),
+    }
+    try:
+        set_conversation_metadata(context, "k", ["not", "a", "str"])
+    except TypeError as exc:
+        out["type_error"] = str(exc)
+    return out
+"#;
+    let out = run(source).await;
+    assert_eq!(out.status, Status::Ok, "{out:?}");
+    assert_eq!(
+        out.output,
+        json!({
+            "get": null,
+            "set": {"success": false, "message": "no conversation", "key": "n", "value": "3"},
+            "tag": {"success": false, "message": "no conversation", "tagId": null},
+            "hand_off": {"success": false, "message": "no conversation"},
+            "type_error": "value must be a str, int, float or bool, not list",
+        })
+    );
+}

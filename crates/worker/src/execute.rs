@@ -9,7 +9,7 @@ use action_protocol::{
 use action_sandbox::{PythonJob, Sandbox};
 
 use crate::config::LimitsConfig;
-use crate::host::{JobHost, Trace};
+use crate::host::{JobHost, SharedConversation, Trace};
 use crate::limits::effective_limits;
 
 /// Everything a job needs besides itself.
@@ -48,6 +48,10 @@ impl Executor {
         let limits = effective_limits(&self.limits, action, job.timeout_ms);
         let context = build_context(job, &action.name, attempt);
         let trace = Trace::default();
+        let conversation: SharedConversation =
+            Arc::new(std::sync::Mutex::new(job.conversation.as_ref().map(|c| {
+                action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
+            })));
         let host = JobHost::new(
             self.egress.clone(),
             self.secrets.clone(),
@@ -55,6 +59,7 @@ impl Executor {
             action.allowed_hosts.clone(),
             &job.id,
             trace.clone(),
+            conversation.clone(),
         );
         let job_spec = PythonJob {
             action: &action.name,
@@ -67,6 +72,12 @@ impl Executor {
         result.output = outcome.output;
         result.logs = outcome.logs;
         result.stats = outcome.stats;
+        result.effects = conversation
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .map(action_helpers::Conversation::into_effects)
+            .unwrap_or_default();
         result.trace = trace
             .lock()
             .map(|mut t| std::mem::take(&mut *t))

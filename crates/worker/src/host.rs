@@ -7,11 +7,18 @@ use std::time::{Duration, Instant};
 use action_egress::{
     CallOptions, Egress, EgressError, OutboundRequest, SecretStore, mark_references,
 };
+use action_helpers::Conversation;
 use action_protocol::{LimitKind, TraceEntry};
-use action_sandbox::{ActionHost, BoxFuture, HostError, HttpError, HttpRequest, HttpResponse};
+use action_sandbox::{
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest,
+    HttpResponse,
+};
 
 /// Shared with the executor, which moves the entries into the result.
 pub type Trace = Arc<Mutex<Vec<TraceEntry>>>;
+
+/// The job's conversation, if it has one; shared with the executor for the effects.
+pub type SharedConversation = Arc<Mutex<Option<Conversation>>>;
 
 pub struct JobHost {
     egress: Arc<Egress>,
@@ -21,6 +28,7 @@ pub struct JobHost {
     job_id: String,
     calls: u32,
     trace: Trace,
+    conversation: SharedConversation,
 }
 
 impl JobHost {
@@ -31,6 +39,7 @@ impl JobHost {
         allowed_hosts: Vec<String>,
         job_id: &str,
         trace: Trace,
+        conversation: SharedConversation,
     ) -> Self {
         Self {
             egress,
@@ -40,6 +49,7 @@ impl JobHost {
             job_id: job_id.to_string(),
             calls: 0,
             trace,
+            conversation,
         }
     }
 }
@@ -79,7 +89,50 @@ fn to_host_error(error: EgressError) -> HostError {
     }
 }
 
+fn to_reply(reply: action_helpers::Reply) -> ConversationReply {
+    ConversationReply {
+        success: reply.success,
+        message: reply.message,
+        key: reply.key,
+        value: reply.value,
+        tag_id: reply.tag_id,
+        event_id: reply.event_id,
+    }
+}
+
 impl ActionHost for JobHost {
+    fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
+        let Ok(mut guard) = self.conversation.lock() else {
+            return ConversationReply::no_conversation();
+        };
+        let Some(conversation) = guard.as_mut() else {
+            return ConversationReply::no_conversation();
+        };
+        match call {
+            ConversationCall::Present => ConversationReply {
+                success: true,
+                ..Default::default()
+            },
+            ConversationCall::GetMetadata { key } => ConversationReply {
+                success: true,
+                value: conversation.get_metadata(&key),
+                ..Default::default()
+            },
+            ConversationCall::SetMetadata { key, value } => {
+                to_reply(conversation.set_metadata(&key, &value))
+            }
+            ConversationCall::DeleteMetadata { key } => {
+                to_reply(conversation.delete_metadata(&key))
+            }
+            ConversationCall::AddTag { tag } => to_reply(conversation.add_tag(&tag)),
+            ConversationCall::AddEvent { event } => to_reply(conversation.add_event(&event)),
+            ConversationCall::HandOff {
+                reason,
+                phone_destination,
+            } => to_reply(conversation.hand_off(reason.as_deref(), phone_destination.as_deref())),
+        }
+    }
+
     fn http_send(
         &mut self,
         request: HttpRequest,

@@ -28,6 +28,9 @@ async fn fake_erp() -> (SocketAddr, Shared) {
             "/orders",
             get(|headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
                 let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if q.get("id").map(String::as_str) == Some("R7") {
+                    return (StatusCode::OK, axum::Json(json!({"isRefunded": false, "isCancellable": true})));
+                }
                 if q.get("id").map(String::as_str) != Some("A1") || auth != Some("Bearer ERP_KEY") {
                     return (StatusCode::NOT_FOUND, axum::Json(json!({"error": "no such order"})));
                 }
@@ -79,6 +82,16 @@ fn config(dir: &Path) -> PathBuf {
 }
 
 async fn run(dir: &Path, name: &str, source: String, args: &[&str]) -> Value {
+    run_with(dir, name, source, args, None).await
+}
+
+async fn run_with(
+    dir: &Path,
+    name: &str,
+    source: String,
+    args: &[&str],
+    conversation: Option<&Value>,
+) -> Value {
     let script = dir.join(format!("{name}.py"));
     std::fs::write(&script, source).unwrap();
     let config = config(dir);
@@ -89,6 +102,11 @@ async fn run(dir: &Path, name: &str, source: String, args: &[&str]) -> Value {
         .arg("run")
         .arg(&script)
         .args(args);
+    if let Some(conversation) = conversation {
+        let file = dir.join("conversation.json");
+        std::fs::write(&file, conversation.to_string()).unwrap();
+        command.arg("--conversation").arg(file);
+    }
     let out = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
@@ -127,6 +145,38 @@ def execute_action(context):
         "trackingEvents": tracking.get("events", []),
         "estimatedDelivery": order.get("estimatedDelivery"),
     }
+"#;
+
+const REFUND: &str = r#"import requests
+
+def execute_action(context):
+    order_id = context["args"]["orderId"]
+    reason = context["args"]["reason"]
+
+    # Validate order state
+    order = requests.get(
+        "https://api.example.com/orders",
+        params={"id": order_id},
+        timeout=30,
+    ).json()
+
+    if order.get("isRefunded"):
+        return {"error": "This order has already been refunded."}
+    if not order.get("isCancellable"):
+        return {"error": "This order cannot be refunded in its current state."}
+
+    # Process the refund
+    result = requests.post(
+        "https://api.example.com/refund",
+        json={"orderId": order_id, "reason": reason, "fullRefund": True},
+        timeout=30,
+    ).json()
+
+    # Tag for analytics
+    add_conversation_tag(context, "refunded")
+    set_conversation_metadata(context, "refund_amount", str(result["amount"]))
+
+    return {"success": True, "refundedAmount": result["amount"]}
 "#;
 
 const CREATE_ORDER: &str = r#"import requests
@@ -215,6 +265,46 @@ async fn order_with_tracking_combines_erp_and_courier() {
         missing["output"],
         json!({"error": "Order not found. Please check the order ID."})
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refund_validates_then_tags_the_conversation() {
+    let (addr, _) = fake_erp().await;
+    let dir = tempfile::tempdir().unwrap();
+    let conversation = json!({"id": "c1", "publicId": "P1", "messages": [], "metadata": {"plan": "gold"}, "tags": ["vip"]});
+    let args = ["--arg", "orderId=R7", "--arg", "reason=damaged", "--test"];
+    let result = run_with(
+        dir.path(),
+        "processRefund",
+        local(REFUND, addr),
+        &args,
+        Some(&conversation),
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(
+        result["output"],
+        json!({"success": true, "refundedAmount": 42.5})
+    );
+    let effects = result["effects"].as_array().unwrap();
+    assert_eq!(effects.len(), 2, "{result}");
+    assert_eq!(effects[0]["type"], "add_tag");
+    assert_eq!(effects[0]["tag"], "refunded");
+    assert_eq!(
+        effects[1],
+        json!({"type": "set_metadata", "key": "refund_amount", "value": "42.5", "test": true})
+    );
+    assert_eq!(result["test"], true);
+    // Without a conversation the helpers answer success False, and the action still completes.
+    let result = run(
+        dir.path(),
+        "processRefund",
+        local(REFUND, addr),
+        &["--arg", "orderId=R7", "--arg", "reason=x"],
+    )
+    .await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["effects"], json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

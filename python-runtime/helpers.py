@@ -1,0 +1,92 @@
+"""The helpers of SPEC §4 that a script calls as globals, served by the host.
+
+Type rules are checked here (they raise in the script); every limit and all state live on
+the host, which holds the conversation snapshot and records the effects.
+"""
+
+from wit_world.imports import conversation as _conversation
+
+_NO_CONVERSATION = "no conversation"
+
+
+def _has_conversation(context):
+    return isinstance(context, dict) and context.get("conversation") is not None and _conversation.present()
+
+
+def _reply(reply, *fields):
+    out = {"success": reply.success, "message": reply.message}
+    for name, attr in fields:
+        out[name] = getattr(reply, attr)
+    return out
+
+
+def _text(name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    return value
+
+
+def get_conversation_metadata(context, key):
+    """The value of metadata `key`, or None."""
+    key = _text("key", key)
+    if not _has_conversation(context):
+        return None
+    return _conversation.get_metadata(key)
+
+
+def set_conversation_metadata(context, key, value):
+    """Sets metadata `key`; int, float and bool values are turned into str."""
+    key = _text("key", key)
+    if isinstance(value, bool):
+        value = "true" if value else "false"
+    elif isinstance(value, (int, float)):
+        value = str(value)
+    elif not isinstance(value, str):
+        raise TypeError(f"value must be a str, int, float or bool, not {type(value).__name__}")
+    if not _has_conversation(context):
+        return {"success": False, "message": _NO_CONVERSATION, "key": key, "value": value}
+    return _reply(_conversation.set_metadata(key, value), ("key", "key"), ("value", "value"))
+
+
+def delete_conversation_metadata(context, key):
+    key = _text("key", key)
+    if not _has_conversation(context):
+        return {"success": False, "message": _NO_CONVERSATION}
+    return _reply(_conversation.delete_metadata(key))
+
+
+def add_conversation_tag(context, tag):
+    tag = _text("tag", tag)
+    if not _has_conversation(context):
+        return {"success": False, "message": _NO_CONVERSATION, "tagId": None}
+    return _reply(_conversation.add_tag(tag), ("tagId", "tag_id"))
+
+
+def add_conversation_event(context, event):
+    event = _text("event", event)
+    if not _has_conversation(context):
+        return {"success": False, "message": _NO_CONVERSATION, "eventId": None}
+    return _reply(_conversation.add_event(event), ("eventId", "event_id"))
+
+
+def hand_off_conversation(context, reason=None, phone_destination=None):
+    if reason is not None:
+        reason = _text("reason", reason)
+    if phone_destination is not None:
+        phone_destination = _text("phone_destination", phone_destination)
+    if not _has_conversation(context):
+        return {"success": False, "message": _NO_CONVERSATION}
+    return _reply(_conversation.hand_off(reason, phone_destination))
+
+
+GLOBALS = {
+    f.__name__: f
+    for f in (
+        get_conversation_metadata,
+        set_conversation_metadata,
+        delete_conversation_metadata,
+        add_conversation_tag,
+        add_conversation_event,
+        hand_off_conversation,
+    )
+}
