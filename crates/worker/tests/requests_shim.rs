@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,6 +13,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{any, get};
 use serde_json::{Value, json};
+
+mod common;
 
 async fn server() -> SocketAddr {
     let app = Router::new()
@@ -57,41 +58,15 @@ async fn server() -> SocketAddr {
                 Response::new(Body::from_stream(stream))
             }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    common::serve(app, "127.0.0.1:0").await
 }
 
 async fn run(source: String) -> Value {
     let dir = tempfile::tempdir().unwrap();
-    let root = root();
-    let config = dir.path().join("worker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n",
-            root.join("build/action-runtime.wasm").display(),
-            root.join("data/cache").display()
-        ),
-    )
-    .unwrap();
+    let config = common::write_config(dir.path(), "");
     let script = dir.path().join("shim.py");
     std::fs::write(&script, source).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_action-worker"));
-    command.arg("--config").arg(&config).arg("run").arg(&script);
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    common::run_script(&config, &script, &[], &[]).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

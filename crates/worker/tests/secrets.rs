@@ -6,6 +6,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -48,17 +50,7 @@ async fn echo_server(bind: &str) -> (SocketAddr, Hits) {
             }),
         )
         .with_state(hits.clone());
-    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, hits)
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    (common::serve(app, bind).await, hits)
 }
 
 fn setup(dir: &Path) -> PathBuf {
@@ -69,40 +61,23 @@ fn setup(dir: &Path) -> PathBuf {
          [[secret]]\nname = \"OTHER_KEY\"\ntenant = \"globex\"\nhosts = [\"127.0.0.1\"]\nvalue = \"globex-value\"\n",
     )
     .unwrap();
-    let root = root();
-    let config = dir.join("worker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n[secrets]\nfile = \"{}\"\n",
-            root.join("build/action-runtime.wasm").display(),
-            root.join("data/cache").display(),
-            secrets.display()
-        ),
+    common::write_config(
+        dir,
+        &format!("[secrets]\nfile = \"{}\"\n", secrets.display()),
     )
-    .unwrap();
-    config
 }
 
 async fn run(dir: &Path, source: &str, tenant: &str) -> (Value, String) {
     let config = setup(dir);
     let script = dir.join("secretive.py");
     std::fs::write(&script, source).unwrap();
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_action-worker"));
-    command
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .arg(&script)
-        .args(["--tenant", tenant])
-        .env("TEST_ERP_KEY", VALUE);
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (value, stdout)
+    common::run_script(
+        &config,
+        &script,
+        &["--tenant", tenant],
+        &[("TEST_ERP_KEY", VALUE)],
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -13,6 +13,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+
+mod common;
 
 #[derive(Default)]
 struct Seen {
@@ -52,33 +54,7 @@ async fn fake_erp() -> (SocketAddr, Shared) {
         )
         .route("/refund", post(|| async { axum::Json(json!({"amount": 42.5})) }))
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// A configuration that opens exactly the fake servers' address.
-fn config(dir: &Path) -> PathBuf {
-    let root = root();
-    let path = dir.join("worker.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n",
-            root.join("build/action-runtime.wasm").display(),
-            root.join("data/cache").display()
-        ),
-    )
-    .unwrap();
-    path
+    (common::serve(app, "127.0.0.1:0").await, seen)
 }
 
 async fn run(dir: &Path, name: &str, source: String, args: &[&str]) -> Value {
@@ -94,24 +70,15 @@ async fn run_with(
 ) -> Value {
     let script = dir.join(format!("{name}.py"));
     std::fs::write(&script, source).unwrap();
-    let config = config(dir);
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_action-worker"));
-    command
-        .arg("--config")
-        .arg(&config)
-        .arg("run")
-        .arg(&script)
-        .args(args);
+    let config = common::write_config(dir, "");
+    let mut args: Vec<&str> = args.to_vec();
+    let file = dir.join("conversation.json");
+    let file_arg = file.to_string_lossy().into_owned();
     if let Some(conversation) = conversation {
-        let file = dir.join("conversation.json");
         std::fs::write(&file, conversation.to_string()).unwrap();
-        command.arg("--conversation").arg(file);
+        args.extend(["--conversation", &file_arg]);
     }
-    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap();
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    common::run_script(&config, &script, &args, &[]).await.0
 }
 
 const ORDER_WITH_TRACKING: &str = r#"import requests
