@@ -8,19 +8,28 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_egress::{CallOptions, Egress, EgressConfig, OutboundRequest, Secret, SecretStore, StaticResolver};
+use action_egress::{
+    CallOptions, Egress, EgressConfig, OutboundRequest, Secret, SecretStore, StaticResolver,
+};
 use axum::Router;
 use axum::routing::get;
 
 fn summary(label: &str, mut times: Vec<Duration>) {
     times.sort();
     let p = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-    println!("{label:<52} p50 {:>7.1} µs  p99 {:>7.1} µs", p(0.5), p(0.99));
+    println!(
+        "{label:<52} p50 {:>7.1} µs  p99 {:>7.1} µs",
+        p(0.5),
+        p(0.99)
+    );
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let n: usize = std::env::var("N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let app = Router::new().route("/json", get(|| async { r#"{"ok":true,"items":[1,2,3]}"# }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -28,10 +37,20 @@ async fn main() {
 
     let raw = reqwest::Client::builder().no_proxy().build().unwrap();
     let resolver = StaticResolver::default().with("api.bench.test", &[addr.ip()]);
-    let config = EgressConfig { allow_private_cidrs: vec!["127.0.0.1/32".parse().unwrap()], ..EgressConfig::default() };
+    let config = EgressConfig {
+        allow_private_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
+        ..EgressConfig::default()
+    };
     let egress = Egress::new(config, Arc::new(resolver)).unwrap();
     let mut secrets = SecretStore::default();
-    secrets.insert(None, "KEY", Secret { value: "bench-secret".into(), hosts: vec!["api.bench.test".into()] });
+    secrets.insert(
+        None,
+        "KEY",
+        Secret {
+            value: "bench-secret".into(),
+            hosts: vec!["api.bench.test".into()],
+        },
+    );
 
     let by_ip = format!("http://{addr}/json");
     let by_name = format!("http://api.bench.test:{}/json", addr.port());
@@ -48,12 +67,26 @@ async fn main() {
         for (label, url, with_secret) in [
             ("egress, IP literal", &by_ip, false),
             ("egress, name through the policy resolver", &by_name, false),
-            ("egress, name, a secret header resolved and redacted", &by_name, true),
+            (
+                "egress, name, a secret header resolved and redacted",
+                &by_name,
+                true,
+            ),
         ] {
             let mut times = vec![];
             for _ in 0..n {
-                let headers = if with_secret { vec![("X-Key".into(), "{{secrets.KEY}}".into())] } else { vec![] };
-                let request = OutboundRequest { method: "GET".into(), url: url.clone(), headers, body: None, follow_redirects: true };
+                let headers = if with_secret {
+                    vec![("X-Key".into(), "{{secrets.KEY}}".into())]
+                } else {
+                    vec![]
+                };
+                let request = OutboundRequest {
+                    method: "GET".into(),
+                    url: url.clone(),
+                    headers,
+                    body: None,
+                    follow_redirects: true,
+                };
                 let options = CallOptions {
                     deadline: Instant::now() + Duration::from_secs(5),
                     timeout: None,

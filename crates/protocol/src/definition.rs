@@ -183,12 +183,7 @@ impl ActionDefinition {
                         "must start with http:// or https://",
                     ));
                 }
-                if api.base_url.contains('$') {
-                    return Err(DefinitionError::new(
-                        "api.base_url",
-                        "is never templated: the host of an API action is fixed by its definition",
-                    ));
-                }
+                crate::api::validate_api(api)?;
                 if api.timeout_ms == Some(0) {
                     return Err(DefinitionError::new("api.timeout_ms", "must be at least 1"));
                 }

@@ -4,13 +4,16 @@
 //! This crate does no I/O beyond reading a definition file and knows nothing of NATS,
 //! HTTP or wasmtime: every other crate speaks through these types.
 
+pub mod api;
 mod context;
 mod definition;
 mod encoding;
 mod job;
 mod load;
 mod result;
+pub mod template;
 
+pub use api::{RenderError, RenderedRequest, render, required_arguments};
 pub use context::build_context;
 pub use definition::{
     ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod,
