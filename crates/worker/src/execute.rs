@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use action_egress::{Egress, SecretStore};
+use std::time::Instant;
+
 use action_protocol::{
     ActionDefinition, ActionKind, ErrorInfo, ErrorKind, Job, JobResult, Status, build_context,
+    render,
 };
-use action_sandbox::{PythonJob, Sandbox};
+use action_sandbox::{ActionHost, HostError, HttpRequest, PythonJob, Sandbox};
+use serde_json::{Value, json};
 
 use crate::config::LimitsConfig;
 use crate::host::{JobHost, SharedConversation, Trace};
@@ -25,15 +29,7 @@ impl Executor {
     pub async fn run(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
         let mut result = match action.kind {
             ActionKind::Python => self.run_python(job, action, attempt).await,
-            ActionKind::Api => JobResult::empty(
-                &job.id,
-                &action.name,
-                Status::Rejected,
-                Some(ErrorInfo::new(
-                    ErrorKind::Rejected,
-                    "API actions are not served by this build yet",
-                )),
-            ),
+            ActionKind::Api => self.run_api(job, action).await,
         };
         result.test = job.test;
         result.attempt = attempt;
@@ -84,4 +80,97 @@ impl Executor {
             .unwrap_or_default();
         result
     }
+
+    /// One templated request through the same host (egress, secrets, trace, idempotency)
+    /// that Python actions use.
+    async fn run_api(&self, job: &Job, action: &ActionDefinition) -> JobResult {
+        let started = Instant::now();
+        let Some(api) = &action.api else {
+            return JobResult::rejected(&job.id, &action.name, "api: missing");
+        };
+        let rendered = match render(api, &job.args) {
+            Ok(rendered) => rendered,
+            Err(e) => return JobResult::rejected(&job.id, &action.name, e.to_string()),
+        };
+        let mut limits = effective_limits(&self.limits, action, job.timeout_ms);
+        if let Some(ms) = api.timeout_ms {
+            limits.timeout = limits.timeout.min(std::time::Duration::from_millis(ms));
+        }
+        let mut headers = rendered.headers;
+        let body = rendered.body.map(|value| {
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                headers.push(("Content-Type".into(), "application/json".into()));
+            }
+            serde_json::to_vec(&value).unwrap_or_default()
+        });
+        let trace = Trace::default();
+        let mut host = JobHost::new(
+            self.egress.clone(),
+            self.secrets.clone(),
+            job.tenant.clone(),
+            action.allowed_hosts.clone(),
+            &job.id,
+            trace.clone(),
+            SharedConversation::default(),
+        );
+        let request = HttpRequest {
+            method: rendered.method,
+            url: rendered.url,
+            headers,
+            body,
+            timeout_ms: None,
+            follow_redirects: true,
+        };
+        let answer = host.http_send(request, started + limits.timeout).await;
+        let mut result = match answer {
+            Ok(response) => {
+                let body = parse_body(&response.body);
+                if (200..300).contains(&response.status) {
+                    let mut r = JobResult::empty(&job.id, &action.name, Status::Ok, None);
+                    r.output = body;
+                    r
+                } else {
+                    let message = format!("HTTP {} {}", response.status, response.reason)
+                        .trim_end()
+                        .to_string();
+                    let mut r = JobResult::empty(
+                        &job.id,
+                        &action.name,
+                        Status::ActionError,
+                        Some(ErrorInfo::new(ErrorKind::HttpStatus, &message)),
+                    );
+                    r.output = json!({"error": message, "status": response.status, "body": body});
+                    r
+                }
+            }
+            Err(HostError::Call(e)) => JobResult::empty(
+                &job.id,
+                &action.name,
+                Status::ActionError,
+                Some(ErrorInfo::new(ErrorKind::Transport, e.to_string())),
+            ),
+            Err(HostError::Limit(kind, message)) => JobResult::empty(
+                &job.id,
+                &action.name,
+                Status::LimitExceeded,
+                Some(ErrorInfo::limit(kind, message)),
+            ),
+        };
+        result.stats.wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result.stats.http_calls = 1;
+        result.trace = trace
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        result
+    }
+}
+
+/// A response body as the action's output: JSON where it parses, else text.
+fn parse_body(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use action_protocol::{ActionDefinition, load_action};
+use action_protocol::{ActionDefinition, load_action, required_arguments};
 use serde_json::{Map, Value, json};
 
 #[derive(Debug, clap::Args)]
@@ -12,27 +12,33 @@ pub struct InspectArgs {
     action: PathBuf,
 }
 
-/// The arguments an action declares, in order, with their JSON Schema and whether required.
+/// The arguments of an action, in order, with their JSON Schema and whether required: for an
+/// API action its `$variables` (always required) then any other declared `parameters`; for a
+/// Python action its `parameters`. Types and descriptions come from `parameters` where given.
 fn arguments(action: &ActionDefinition) -> Vec<(String, Value, bool)> {
-    action
-        .parameters
-        .iter()
-        .map(|(name, spec)| {
-            let mut schema = Map::new();
-            schema.insert(
-                "type".into(),
-                json!(spec.kind.as_deref().unwrap_or("string")),
-            );
-            if let Some(description) = &spec.description {
-                schema.insert("description".into(), json!(description));
-            }
-            (
-                name.clone(),
-                Value::Object(schema),
-                spec.required.unwrap_or(true),
-            )
-        })
-        .collect()
+    let schema = |name: &str| {
+        let spec = action.parameters.get(name);
+        let mut schema = Map::new();
+        let kind = spec.and_then(|s| s.kind.as_deref()).unwrap_or("string");
+        schema.insert("type".into(), json!(kind));
+        if let Some(description) = spec.and_then(|s| s.description.as_ref()) {
+            schema.insert("description".into(), json!(description));
+        }
+        Value::Object(schema)
+    };
+    let mut out: Vec<(String, Value, bool)> = match &action.api {
+        Some(api) => required_arguments(api)
+            .into_iter()
+            .map(|n| (n.clone(), schema(&n), true))
+            .collect(),
+        None => vec![],
+    };
+    for (name, spec) in &action.parameters {
+        if !out.iter().any(|(n, _, _)| n == name) {
+            out.push((name.clone(), schema(name), spec.required.unwrap_or(true)));
+        }
+    }
+    out
 }
 
 /// The tool definition of OpenAI-style function calling.
@@ -98,5 +104,23 @@ mod tests {
         assert_eq!(params["properties"]["note"]["type"], "string");
         assert_eq!(params["properties"]["orderId"]["description"], "The order");
         assert_eq!(params["additionalProperties"], false);
+    }
+
+    #[test]
+    fn api_variables_are_required_and_typed_by_parameters() {
+        let action: ActionDefinition = serde_json::from_value(json!({
+            "name": "checkProductStock", "description": "Stock.", "type": "api",
+            "api": {"base_url": "https://api.example.com", "path": "/stock/$productId", "query": {"qty": "$qty"}},
+            "parameters": {"qty": {"type": "integer", "description": "How many"}, "store": {"required": false}}
+        }))
+        .unwrap();
+        let params = &tool_definition(&action)["function"]["parameters"];
+        assert_eq!(params["required"], json!(["productId", "qty"]));
+        assert_eq!(params["properties"]["productId"]["type"], "string");
+        assert_eq!(
+            params["properties"]["qty"],
+            json!({"type": "integer", "description": "How many"})
+        );
+        assert_eq!(params["properties"]["store"]["type"], "string");
     }
 }
