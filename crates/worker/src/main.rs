@@ -5,12 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod cli;
-mod config;
-mod execute;
-mod host;
-mod limits;
-mod secrets;
+use action_worker::{cli, config};
 
 #[derive(Debug, Parser)]
 #[command(

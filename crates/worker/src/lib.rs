@@ -1,0 +1,11 @@
+//! The action-worker's own parts: configuration, the job host that joins the sandbox to the
+//! egress policy and the helpers, job execution for API and Python actions, and the CLI.
+//! The binary (`src/main.rs`) only parses the command line and installs logging; the
+//! benchmarks drive [`execute::Executor`] directly.
+
+pub mod cli;
+pub mod config;
+pub mod execute;
+pub mod host;
+pub mod limits;
+pub mod secrets;
