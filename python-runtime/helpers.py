@@ -4,6 +4,8 @@ Type rules are checked here (they raise in the script); every limit and all stat
 the host, which holds the conversation snapshot and records the effects.
 """
 
+import hashlib
+
 from wit_world.imports import conversation as _conversation
 
 _NO_CONVERSATION = "no conversation"
@@ -79,6 +81,56 @@ def hand_off_conversation(context, reason=None, phone_destination=None):
     return _reply(_conversation.hand_off(reason, phone_destination))
 
 
+def _variants(possible_variants):
+    if not isinstance(possible_variants, (list, tuple)) or not possible_variants:
+        raise ValueError("possible_variants must be a non-empty list")
+    out = []
+    for i, variant in enumerate(possible_variants):
+        if isinstance(variant, str):
+            name, weight = variant, 1
+        elif isinstance(variant, dict):
+            name, weight = variant.get("name"), variant.get("weight", 1)
+        else:
+            raise ValueError(f"variant {i} must be a str or a dict with name and weight")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"variant {i} has no name")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"variant {name!r} has a weight that is not a number >= 0: {weight!r}")
+        out.append((name, float(weight)))
+    total = sum(w for _, w in out)
+    if total <= 0:
+        raise ValueError("every variant has weight 0")
+    return out, total
+
+
+def get_ab_test_variant(context, test_name, possible_variants):
+    """A sticky, weighted, deterministic variant of `test_name` for this conversation."""
+    test_name = _text("test_name", test_name)
+    variants, total = _variants(possible_variants)
+    key = f"ab_test:{test_name}"
+    has_conversation = _has_conversation(context)
+    if has_conversation:
+        current = _conversation.get_metadata(key)
+        if current is not None:
+            return current
+    conversation_id = ""
+    if has_conversation:
+        conversation_id = str(context["conversation"].get("id", ""))
+    digest = hashlib.sha256(f"{conversation_id}\x00{test_name}".encode()).digest()
+    point = int.from_bytes(digest[:8], "big") / 2**64 * total
+    chosen = variants[-1][0]
+    for name, weight in variants:
+        if point < weight:
+            chosen = name
+            break
+        point -= weight
+    if has_conversation:
+        _conversation.set_metadata(key, chosen)
+        _conversation.add_tag(f"ab:{test_name}:{chosen}")
+        _conversation.add_event(f"A/B test '{test_name}': assigned variant '{chosen}'")
+    return chosen
+
+
 GLOBALS = {
     f.__name__: f
     for f in (
@@ -88,5 +140,6 @@ GLOBALS = {
         add_conversation_tag,
         add_conversation_event,
         hand_off_conversation,
+        get_ab_test_variant,
     )
 }
