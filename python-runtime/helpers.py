@@ -6,6 +6,8 @@ the host, which holds the conversation snapshot and records the effects.
 
 import hashlib
 
+from holiday_helper import is_holiday
+
 from wit_world.imports import conversation as _conversation
 
 _NO_CONVERSATION = "no conversation"
@@ -141,5 +143,6 @@ GLOBALS = {
         add_conversation_event,
         hand_off_conversation,
         get_ab_test_variant,
+        is_holiday,
     )
 }

@@ -82,7 +82,7 @@ impl SandboxConfig {
             component: component.into(),
             cache_dir: None,
             max_instances: 64,
-            warm_instances: 2,
+            warm_instances: 0,
             max_memory_bytes: 256 << 20,
             keep_resident_bytes: 0,
             max_wasm_stack: 1 << 20,

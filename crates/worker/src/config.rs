@@ -100,7 +100,7 @@ impl Default for RuntimeConfig {
             component: "build/action-runtime.wasm".into(),
             cache_dir: "data/cache".into(),
             max_instances: 64,
-            warm_instances: 2,
+            warm_instances: 0,
             keep_resident_mb: 0,
             max_wasm_stack_kb: 1024,
         }
@@ -181,9 +181,9 @@ impl LimitValues {
                 bail!("{section}.{key}: must be at least 1");
             }
         }
-        if self.memory_mb < 64 {
+        if self.memory_mb < 96 {
             bail!(
-                "{section}.memory_mb: {} is too small: the Python runtime alone needs about 40 MiB",
+                "{section}.memory_mb: {} is too small: the Python runtime alone needs about 60 MiB",
                 self.memory_mb
             );
         }

@@ -78,3 +78,66 @@ async fn ab_variants_are_weighted_deterministic_and_sticky() {
     assert_eq!(result["output"]["first"], "formal");
     assert_eq!(result["effects"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_holiday_knows_countries_states_and_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"
+import datetime
+def execute_action(context):
+    def err(fn):
+        try:
+            fn()
+        except ValueError as exc:
+            return str(exc)
+        return "no error"
+    return {
+        "gb_christmas": is_holiday("GB", check_date="2026-12-25"),
+        "gb_ordinary": is_holiday("GB", check_date=datetime.date(2026, 12, 23)),
+        "us_july4": is_holiday("US", check_date=datetime.datetime(2026, 7, 4, 15, 30)),
+        "tx_independence": is_holiday("US", state="TX", check_date="2026-03-02"),
+        "us_federal_same_day": is_holiday("US", check_date="2026-03-02"),
+        "by_epiphany": is_holiday("DE", region="BY", check_date="2026-01-06"),
+        "be_epiphany": is_holiday("DE", state="BE", check_date="2026-01-06"),
+        "iso_subdivision": is_holiday("DE", state="DE-BY", check_date="2026-01-06"),
+        "today": isinstance(is_holiday("GR"), bool),
+        "unknown_country": err(lambda: is_holiday("XX")),
+        "unknown_state": err(lambda: is_holiday("US", state="ZZ")),
+        "bad_date": err(lambda: is_holiday("GB", check_date="25/12/2026")),
+    }
+"#;
+    let result = run(dir.path(), source, None).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    let o = &result["output"];
+    assert_eq!(o["gb_christmas"], true);
+    assert_eq!(o["gb_ordinary"], false);
+    assert_eq!(o["us_july4"], true);
+    assert_eq!(o["tx_independence"], true);
+    assert_eq!(o["us_federal_same_day"], false);
+    assert_eq!(o["by_epiphany"], true);
+    assert_eq!(o["be_epiphany"], false);
+    assert_eq!(o["iso_subdivision"], true);
+    assert_eq!(o["today"], true);
+    assert!(
+        o["unknown_country"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown country 'XX'"),
+        "{o}"
+    );
+    assert!(
+        o["unknown_state"]
+            .as_str()
+            .unwrap()
+            .starts_with("unknown subdivision 'ZZ' of US"),
+        "{o}"
+    );
+    assert!(
+        o["bad_date"].as_str().unwrap().contains("not an ISO date"),
+        "{o}"
+    );
+    println!(
+        "is_holiday job: fuel {} memory peak {}",
+        result["stats"]["fuel_used"], result["stats"]["memory_peak_bytes"]
+    );
+}
