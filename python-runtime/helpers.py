@@ -5,6 +5,10 @@ the host, which holds the conversation snapshot and records the effects.
 """
 
 import hashlib
+import json
+
+from componentize_py_types import Err
+from wit_world.imports import llm as _llm
 
 from holiday_helper import is_holiday
 
@@ -133,6 +137,35 @@ def get_ab_test_variant(context, test_name, possible_variants):
     return chosen
 
 
+def _classify(name, prompt, input, options, fallback):
+    prompt = _text("prompt", prompt)
+    text = input if isinstance(input, str) else json.dumps(input, ensure_ascii=False, default=str)
+    try:
+        return _llm.classify(prompt, text, list(options))
+    except Err as err:
+        if fallback is not None:
+            return None
+        raise RuntimeError(f"{name} failed: {err.value}") from None
+
+
+def llm_classify_binary(prompt, input, fallback=None):
+    """True or False for `input` under `prompt`; on any failure `fallback` if given, else raises."""
+    answer = _classify("llm_classify_binary", prompt, input, ["true", "false"], fallback)
+    if answer is None:
+        return fallback
+    return answer == "true"
+
+
+def llm_classify_category(prompt, input, options, fallback=None):
+    """One of `options` for `input` under `prompt`; on any failure `fallback` if given, else raises."""
+    if not isinstance(options, (list, tuple)) or len(options) < 2:
+        raise ValueError("options must be a list of at least 2 categories")
+    if not all(isinstance(o, str) and o for o in options) or len(set(options)) != len(options):
+        raise ValueError("options must be distinct, non-empty strings")
+    answer = _classify("llm_classify_category", prompt, input, options, fallback)
+    return fallback if answer is None else answer
+
+
 GLOBALS = {
     f.__name__: f
     for f in (
@@ -144,5 +177,7 @@ GLOBALS = {
         hand_off_conversation,
         get_ab_test_variant,
         is_holiday,
+        llm_classify_binary,
+        llm_classify_category,
     )
 }

@@ -1,7 +1,10 @@
 //! The helpers a Python action calls as globals (SPEC §4), on the host side: the state they
-//! read, the rules they enforce and the effects they record. No I/O, no wasmtime: the
-//! sandbox's bindings call into these types through the worker's `ActionHost`.
+//! read, the rules they enforce, the effects they record, and the LLM client (whose requests
+//! go through the egress crate). No wasmtime: the sandbox's bindings reach these through the
+//! worker's `ActionHost`.
 
 pub mod conversation;
+pub mod llm;
 
 pub use conversation::{Conversation, Reply};
+pub use llm::{LlmClient, LlmConfig, Question, Usage};

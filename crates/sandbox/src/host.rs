@@ -66,6 +66,19 @@ pub trait ActionHost: Send {
         deadline: Instant,
     ) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
 
+    /// LLM classification: one of `options`, or why not (the guest applies its fallback).
+    /// The default: not configured.
+    fn llm_classify(
+        &mut self,
+        prompt: String,
+        input: String,
+        options: Vec<String>,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        let _ = (prompt, input, options, deadline);
+        Box::pin(async { Err("LLM classification is not available in this host".to_string()) })
+    }
+
     /// A conversation helper. The default: the job has no conversation.
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
         let _ = call;

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{conversation, http, logs};
+use crate::bindings::{conversation, http, llm, logs};
 use crate::host::{
     ActionHost, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest, NoNetwork,
 };
@@ -257,6 +257,26 @@ impl conversation::Host for JobState {
             phone_destination,
         };
         Ok(to_wit_reply(self.host.conversation(call)))
+    }
+}
+
+impl llm::Host for JobState {
+    async fn classify(
+        &mut self,
+        prompt: String,
+        input: String,
+        options: Vec<String>,
+    ) -> Result<Result<String, String>> {
+        let deadline = self.deadline;
+        let call = self.host.llm_classify(prompt, input, options, deadline);
+        match timeout_at(deadline.into(), call).await {
+            Ok(answer) => Ok(answer),
+            Err(_elapsed) => Err(LimitTrap::new(
+                LimitKind::Time,
+                "time limit: the job's deadline passed during an LLM call",
+            )
+            .into()),
+        }
     }
 }
 

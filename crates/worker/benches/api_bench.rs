@@ -85,6 +85,7 @@ async fn main() {
         sandbox: Sandbox::new(sandbox_config).unwrap(),
         egress: Arc::new(Egress::new(egress_config, Arc::new(SystemResolver)).unwrap()),
         secrets: Arc::new(SecretStore::default()),
+        llm: None,
         limits: LimitsConfig::default(),
         worker_id: "bench".into(),
     });

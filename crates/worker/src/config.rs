@@ -13,6 +13,61 @@ pub struct WorkerConfig {
     pub limits: LimitsConfig,
     pub egress: EgressSection,
     pub secrets: SecretsSection,
+    pub llm: LlmSection,
+}
+
+/// `[llm]`: the OpenAI-compatible endpoint behind `llm_classify_*`. Unset: not configured,
+/// and the helpers fail (or return their fallback) with a message that says so.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSection {
+    pub base_url: Option<String>,
+    pub model: Option<String>,
+    /// The name of a secret without a tenant (see `[secrets]`) holding the API key.
+    pub api_key_secret: Option<String>,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub max_calls_per_job: u32,
+}
+
+impl Default for LlmSection {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: None,
+            api_key_secret: None,
+            timeout_ms: 10_000,
+            max_attempts: 2,
+            max_calls_per_job: 10,
+        }
+    }
+}
+
+impl LlmSection {
+    /// `None` when not configured; an error when half configured.
+    pub fn llm_config(&self) -> anyhow::Result<Option<action_helpers::LlmConfig>> {
+        match (&self.base_url, &self.model) {
+            (None, None) => Ok(None),
+            (Some(base_url), Some(model)) => {
+                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+                    bail!("llm.base_url: must start with http:// or https://");
+                }
+                if self.timeout_ms == 0 || self.max_attempts == 0 {
+                    bail!("llm.timeout_ms and llm.max_attempts: must be at least 1");
+                }
+                Ok(Some(action_helpers::LlmConfig {
+                    base_url: base_url.clone(),
+                    model: model.clone(),
+                    api_key_secret: self.api_key_secret.clone(),
+                    timeout: std::time::Duration::from_millis(self.timeout_ms),
+                    max_attempts: self.max_attempts,
+                    max_calls_per_job: self.max_calls_per_job,
+                }))
+            }
+            (None, Some(_)) => bail!("llm.base_url: missing (llm.model is set)"),
+            (Some(_), None) => bail!("llm.model: missing (llm.base_url is set)"),
+        }
+    }
 }
 
 /// `[secrets]`: where `{{secrets.NAME}}` references are resolved from.
@@ -237,6 +292,7 @@ impl WorkerConfig {
             }
         }
         self.egress.egress_config()?;
+        self.llm.llm_config()?;
         let r = &self.runtime;
         if r.max_instances == 0 {
             bail!("runtime.max_instances: must be at least 1");

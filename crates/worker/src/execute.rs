@@ -13,7 +13,7 @@ use action_sandbox::{ActionHost, HostError, HttpRequest, PythonJob, Sandbox};
 use serde_json::{Value, json};
 
 use crate::config::LimitsConfig;
-use crate::host::{JobHost, SharedConversation, Trace};
+use crate::host::{JobHost, Services, SharedConversation, Trace};
 use crate::limits::effective_limits;
 
 /// Everything a job needs besides itself.
@@ -21,11 +21,21 @@ pub struct Executor {
     pub sandbox: Sandbox,
     pub egress: Arc<Egress>,
     pub secrets: Arc<SecretStore>,
+    /// The LLM client of `llm_classify_*`, when `[llm]` is configured.
+    pub llm: Option<Arc<action_helpers::LlmClient>>,
     pub limits: LimitsConfig,
     pub worker_id: String,
 }
 
 impl Executor {
+    fn services(&self) -> Services {
+        Services {
+            egress: self.egress.clone(),
+            secrets: self.secrets.clone(),
+            llm: self.llm.clone(),
+        }
+    }
+
     pub async fn run(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
         let mut result = match action.kind {
             ActionKind::Python => self.run_python(job, action, attempt).await,
@@ -49,8 +59,7 @@ impl Executor {
                 action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
             })));
         let host = JobHost::new(
-            self.egress.clone(),
-            self.secrets.clone(),
+            self.services(),
             job.tenant.clone(),
             action.allowed_hosts.clone(),
             &job.id,
@@ -108,8 +117,7 @@ impl Executor {
         });
         let trace = Trace::default();
         let mut host = JobHost::new(
-            self.egress.clone(),
-            self.secrets.clone(),
+            self.services(),
             job.tenant.clone(),
             action.allowed_hosts.clone(),
             &job.id,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use action_egress::{
     CallOptions, Egress, EgressError, OutboundRequest, SecretStore, mark_references,
 };
-use action_helpers::Conversation;
+use action_helpers::{Conversation, LlmClient, Question, Usage};
 use action_protocol::{LimitKind, TraceEntry};
 use action_sandbox::{
     ActionHost, BoxFuture, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest,
@@ -20,21 +20,30 @@ pub type Trace = Arc<Mutex<Vec<TraceEntry>>>;
 /// The job's conversation, if it has one; shared with the executor for the effects.
 pub type SharedConversation = Arc<Mutex<Option<Conversation>>>;
 
+/// What the hosts of all jobs share: the egress client, the secrets, the LLM client.
+#[derive(Clone)]
+pub struct Services {
+    pub egress: Arc<Egress>,
+    pub secrets: Arc<SecretStore>,
+    pub llm: Option<Arc<LlmClient>>,
+}
+
 pub struct JobHost {
     egress: Arc<Egress>,
     secrets: Arc<SecretStore>,
+    llm: Option<Arc<LlmClient>>,
     tenant: Option<String>,
     allowed_hosts: Vec<String>,
     job_id: String,
     calls: u32,
+    llm_calls: u32,
     trace: Trace,
     conversation: SharedConversation,
 }
 
 impl JobHost {
     pub fn new(
-        egress: Arc<Egress>,
-        secrets: Arc<SecretStore>,
+        services: Services,
         tenant: Option<String>,
         allowed_hosts: Vec<String>,
         job_id: &str,
@@ -42,12 +51,14 @@ impl JobHost {
         conversation: SharedConversation,
     ) -> Self {
         Self {
-            egress,
-            secrets,
+            egress: services.egress,
+            secrets: services.secrets,
+            llm: services.llm,
             tenant,
             allowed_hosts,
             job_id: job_id.to_string(),
             calls: 0,
+            llm_calls: 0,
             trace,
             conversation,
         }
@@ -101,6 +112,55 @@ fn to_reply(reply: action_helpers::Reply) -> ConversationReply {
 }
 
 impl ActionHost for JobHost {
+    fn llm_classify(
+        &mut self,
+        prompt: String,
+        input: String,
+        options: Vec<String>,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let Some(llm) = self.llm.clone() else {
+                return Err("LLM classification is not configured: set [llm] base_url and model in worker.toml".into());
+            };
+            if self.llm_calls >= llm.config.max_calls_per_job {
+                return Err(format!(
+                    "LLM call limit: an action may classify {} times per job",
+                    llm.config.max_calls_per_job
+                ));
+            }
+            self.llm_calls += 1;
+            let started = Instant::now();
+            let mut usage = Usage::default();
+            let question = Question {
+                prompt: &prompt,
+                input: &input,
+                options: &options,
+            };
+            let answer = llm
+                .classify(&self.egress, &self.secrets, question, deadline, &mut usage)
+                .await;
+            let entry = TraceEntry {
+                kind: "llm".into(),
+                method: Some("POST".into()),
+                url: Some(format!(
+                    "{}/chat/completions",
+                    llm.config.base_url.trim_end_matches('/')
+                )),
+                status: usage.status,
+                bytes: usage.bytes,
+                ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                error: answer.as_ref().err().cloned(),
+                prompt_tokens: Some(usage.prompt_tokens),
+                completion_tokens: Some(usage.completion_tokens),
+            };
+            if let Ok(mut trace) = self.trace.lock() {
+                trace.push(entry);
+            }
+            answer
+        })
+    }
+
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
         let Ok(mut guard) = self.conversation.lock() else {
             return ConversationReply::no_conversation();

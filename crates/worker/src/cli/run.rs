@@ -103,10 +103,15 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         let egress_config = config.egress.egress_config()?;
         let egress = Arc::new(Egress::new(egress_config, Arc::new(SystemResolver))?);
         let secrets = Arc::new(crate::secrets::load(&config.secrets)?);
+        let llm = config
+            .llm
+            .llm_config()?
+            .map(|config| Arc::new(action_helpers::LlmClient { config }));
         let executor = Executor {
             sandbox,
             egress,
             secrets,
+            llm,
             limits: config.limits.clone(),
             worker_id: "local".into(),
         };
