@@ -9,6 +9,7 @@ import json
 
 from componentize_py_types import Err
 from wit_world.imports import llm as _llm
+from wit_world.imports import sheets as _sheets
 
 from holiday_helper import is_holiday
 
@@ -166,6 +167,19 @@ def llm_classify_category(prompt, input, options, fallback=None):
     return fallback if answer is None else answer
 
 
+def add_google_sheets_row(sheet_id, data):
+    """Appends one row: `data` is a list (the row) or a dict (keys matched to the header row)."""
+    sheet_id = _text("sheet_id", sheet_id)
+    if not isinstance(data, (list, tuple, dict)):
+        raise TypeError(f"data must be a list or a dict, not {type(data).__name__}")
+    try:
+        row = json.dumps(list(data) if isinstance(data, tuple) else data, ensure_ascii=False, default=str)
+        updated = _sheets.append_row(sheet_id, row)
+    except Err as err:
+        return {"success": False, "message": err.value, "updatedRange": None}
+    return {"success": True, "updatedRange": updated}
+
+
 GLOBALS = {
     f.__name__: f
     for f in (
@@ -179,5 +193,6 @@ GLOBALS = {
         is_holiday,
         llm_classify_binary,
         llm_classify_category,
+        add_google_sheets_row,
     )
 }

@@ -5,6 +5,8 @@
 
 pub mod conversation;
 pub mod llm;
+pub mod sheets;
 
 pub use conversation::{Conversation, Reply};
 pub use llm::{LlmClient, LlmConfig, Question, Usage};
+pub use sheets::{HeaderCache, SheetsClient, SheetsConfig};

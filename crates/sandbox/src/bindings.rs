@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use action_worker::runtime::{conversation, http, llm, logs, types};
+pub use action_worker::runtime::{conversation, http, llm, logs, sheets, types};

@@ -79,6 +79,18 @@ pub trait ActionHost: Send {
         Box::pin(async { Err("LLM classification is not available in this host".to_string()) })
     }
 
+    /// Appends a row to a Google Sheet; the `updatedRange`, or why not.
+    /// The default: not configured.
+    fn sheets_append(
+        &mut self,
+        sheet_id: String,
+        row_json: String,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        let _ = (sheet_id, row_json, deadline);
+        Box::pin(async { Err("Google Sheets is not available in this host".to_string()) })
+    }
+
     /// A conversation helper. The default: the job has no conversation.
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
         let _ = call;

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{conversation, http, llm, logs};
+use crate::bindings::{conversation, http, llm, logs, sheets};
 use crate::host::{
     ActionHost, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest, NoNetwork,
 };
@@ -274,6 +274,25 @@ impl llm::Host for JobState {
             Err(_elapsed) => Err(LimitTrap::new(
                 LimitKind::Time,
                 "time limit: the job's deadline passed during an LLM call",
+            )
+            .into()),
+        }
+    }
+}
+
+impl sheets::Host for JobState {
+    async fn append_row(
+        &mut self,
+        sheet_id: String,
+        row_json: String,
+    ) -> Result<Result<String, String>> {
+        let deadline = self.deadline;
+        let call = self.host.sheets_append(sheet_id, row_json, deadline);
+        match timeout_at(deadline.into(), call).await {
+            Ok(answer) => Ok(answer),
+            Err(_elapsed) => Err(LimitTrap::new(
+                LimitKind::Time,
+                "time limit: the job's deadline passed during a Google Sheets call",
             )
             .into()),
         }

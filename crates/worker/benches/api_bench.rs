@@ -86,6 +86,7 @@ async fn main() {
         egress: Arc::new(Egress::new(egress_config, Arc::new(SystemResolver)).unwrap()),
         secrets: Arc::new(SecretStore::default()),
         llm: None,
+        sheets: None,
         limits: LimitsConfig::default(),
         worker_id: "bench".into(),
     });

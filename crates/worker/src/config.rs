@@ -14,6 +14,55 @@ pub struct WorkerConfig {
     pub egress: EgressSection,
     pub secrets: SecretsSection,
     pub llm: LlmSection,
+    pub sheets: SheetsSection,
+}
+
+/// `[sheets]`: Google Sheets for `add_google_sheets_row`. Unset: not configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SheetsSection {
+    /// The service-account key (JSON, as Google issues it). Keep it readable by the worker alone.
+    pub service_account_file: Option<PathBuf>,
+    /// The Sheets API; `https://sheets.googleapis.com` when unset.
+    pub base_url: Option<String>,
+    /// The OAuth token endpoint; the key's `token_uri` when unset.
+    pub token_url: Option<String>,
+    /// Per request.
+    pub timeout_ms: u64,
+}
+
+impl Default for SheetsSection {
+    fn default() -> Self {
+        Self {
+            service_account_file: None,
+            base_url: None,
+            token_url: None,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+impl SheetsSection {
+    /// `None` when not configured.
+    pub fn client(&self) -> anyhow::Result<Option<action_helpers::SheetsClient>> {
+        let Some(path) = &self.service_account_file else {
+            return Ok(None);
+        };
+        let key = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "sheets.service_account_file: cannot read {}",
+                path.display()
+            )
+        })?;
+        let config = action_helpers::SheetsConfig::from_key_json(
+            &key,
+            self.base_url.clone(),
+            self.token_url.clone(),
+            std::time::Duration::from_millis(self.timeout_ms.max(1)),
+        )
+        .map_err(|e| anyhow::anyhow!("sheets.service_account_file ({}): {e}", path.display()))?;
+        Ok(Some(action_helpers::SheetsClient::new(config)))
+    }
 }
 
 /// `[llm]`: the OpenAI-compatible endpoint behind `llm_classify_*`. Unset: not configured,

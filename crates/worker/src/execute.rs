@@ -23,6 +23,8 @@ pub struct Executor {
     pub secrets: Arc<SecretStore>,
     /// The LLM client of `llm_classify_*`, when `[llm]` is configured.
     pub llm: Option<Arc<action_helpers::LlmClient>>,
+    /// The Google Sheets client of `add_google_sheets_row`, when `[sheets]` is configured.
+    pub sheets: Option<Arc<action_helpers::SheetsClient>>,
     pub limits: LimitsConfig,
     pub worker_id: String,
 }
@@ -33,6 +35,7 @@ impl Executor {
             egress: self.egress.clone(),
             secrets: self.secrets.clone(),
             llm: self.llm.clone(),
+            sheets: self.sheets.clone(),
         }
     }
 

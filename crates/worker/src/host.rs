@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use action_egress::{
     CallOptions, Egress, EgressError, OutboundRequest, SecretStore, mark_references,
 };
-use action_helpers::{Conversation, LlmClient, Question, Usage};
+use action_helpers::{Conversation, HeaderCache, LlmClient, Question, SheetsClient, Usage};
 use action_protocol::{LimitKind, TraceEntry};
 use action_sandbox::{
     ActionHost, BoxFuture, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest,
@@ -26,12 +26,15 @@ pub struct Services {
     pub egress: Arc<Egress>,
     pub secrets: Arc<SecretStore>,
     pub llm: Option<Arc<LlmClient>>,
+    pub sheets: Option<Arc<SheetsClient>>,
 }
 
 pub struct JobHost {
     egress: Arc<Egress>,
     secrets: Arc<SecretStore>,
     llm: Option<Arc<LlmClient>>,
+    sheets: Option<Arc<SheetsClient>>,
+    sheet_headers: HeaderCache,
     tenant: Option<String>,
     allowed_hosts: Vec<String>,
     job_id: String,
@@ -54,6 +57,8 @@ impl JobHost {
             egress: services.egress,
             secrets: services.secrets,
             llm: services.llm,
+            sheets: services.sheets,
+            sheet_headers: HeaderCache::new(),
             tenant,
             allowed_hosts,
             job_id: job_id.to_string(),
@@ -112,6 +117,46 @@ fn to_reply(reply: action_helpers::Reply) -> ConversationReply {
 }
 
 impl ActionHost for JobHost {
+    fn sheets_append(
+        &mut self,
+        sheet_id: String,
+        row_json: String,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(async move {
+            let Some(sheets) = self.sheets.clone() else {
+                return Err("Google Sheets is not configured: set [sheets] service_account_file in worker.toml".into());
+            };
+            let data: serde_json::Value =
+                serde_json::from_str(&row_json).map_err(|e| format!("data: {e}"))?;
+            let started = Instant::now();
+            let answer = sheets
+                .append_row(
+                    &self.egress,
+                    &sheet_id,
+                    &data,
+                    &mut self.sheet_headers,
+                    deadline,
+                )
+                .await;
+            let entry = TraceEntry {
+                kind: "sheets".into(),
+                method: Some("POST".into()),
+                url: Some(format!(
+                    "{}/v4/spreadsheets/{sheet_id}/values/A1:append",
+                    sheets.config.base_url
+                )),
+                ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                error: answer.as_ref().err().cloned(),
+                ..TraceEntry::default()
+            };
+            if let Ok(mut trace) = self.trace.lock() {
+                trace.push(entry);
+            }
+            answer
+        })
+    }
+
     fn llm_classify(
         &mut self,
         prompt: String,

@@ -107,11 +107,13 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
             .llm
             .llm_config()?
             .map(|config| Arc::new(action_helpers::LlmClient { config }));
+        let sheets = config.sheets.client()?.map(Arc::new);
         let executor = Executor {
             sandbox,
             egress,
             secrets,
             llm,
+            sheets,
             limits: config.limits.clone(),
             worker_id: "local".into(),
         };
