@@ -141,3 +141,87 @@ def execute_action(context):
         result["stats"]["fuel_used"], result["stats"]["memory_peak_bytes"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_helpers_enforce_their_limits_from_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"
+def execute_action(context):
+    out = {}
+    out["read"] = get_conversation_metadata(context, "plan")
+    out["long_key"] = set_conversation_metadata(context, "k" * 201, "v")["success"]
+    out["long_value"] = set_conversation_metadata(context, "big", "v" * 50001)["success"]
+    out["number"] = set_conversation_metadata(context, "count", 7)
+    out["overlay"] = get_conversation_metadata(context, "count")
+    out["full"] = [set_conversation_metadata(context, f"key{i}", "v")["success"] for i in range(200)].count(False)
+    out["delete_missing"] = delete_conversation_metadata(context, "nope")
+    out["delete"] = delete_conversation_metadata(context, "plan")["success"]
+    out["tag_again"] = add_conversation_tag(context, "vip")
+    out["long_tag"] = add_conversation_tag(context, "t" * 101)["success"]
+    out["event"] = add_conversation_event(context, "Customer asked for a refund")["success"]
+    out["long_event"] = add_conversation_event(context, "e" * 1001)["success"]
+    out["bad_phone"] = hand_off_conversation(context, reason="angry", phone_destination="6912345678")["success"]
+    out["hand_off"] = hand_off_conversation(context, reason="angry", phone_destination="+306912345678")
+    out["again"] = hand_off_conversation(context)
+    try:
+        set_conversation_metadata(context, "k", {"a": 1})
+    except TypeError as exc:
+        out["type_error"] = str(exc)
+    return out
+"#;
+    let conversation = json!({"id": "c9", "metadata": {"plan": "gold"}, "tags": ["vip"]});
+    let config = common::write_config(dir.path(), "");
+    let script = dir.path().join("limits.py");
+    std::fs::write(&script, source).unwrap();
+    let file = dir.path().join("conversation.json");
+    std::fs::write(&file, conversation.to_string()).unwrap();
+    let args = ["--conversation", file.to_str().unwrap(), "--test"];
+    let result = common::run_script(&config, &script, &args, &[]).await.0;
+    assert_eq!(result["status"], "ok", "{result}");
+    let o = &result["output"];
+    assert_eq!(o["read"], "gold");
+    assert_eq!(o["long_key"], false);
+    assert_eq!(o["long_value"], false);
+    assert_eq!(
+        o["number"],
+        json!({"success": true, "message": "metadata set", "key": "count", "value": "7"})
+    );
+    assert_eq!(o["overlay"], "7");
+    assert_eq!(
+        o["full"], 2,
+        "plan + count + 198 new keys fill 200; the last two fail"
+    );
+    assert_eq!(
+        o["delete_missing"],
+        json!({"success": false, "message": "key not found"})
+    );
+    assert_eq!(o["delete"], true);
+    assert_eq!(o["tag_again"]["success"], true);
+    assert_eq!(o["long_tag"], false);
+    assert_eq!(o["event"], true);
+    assert_eq!(o["long_event"], false);
+    assert_eq!(o["bad_phone"], false);
+    assert_eq!(
+        o["hand_off"],
+        json!({"success": true, "message": "handed off"})
+    );
+    assert_eq!(
+        o["again"],
+        json!({"success": true, "message": "already handed off"})
+    );
+    assert!(o["type_error"].as_str().unwrap().contains("not dict"));
+    let effects = result["effects"].as_array().unwrap();
+    assert!(
+        effects.iter().all(|e| e["test"] == true),
+        "a test job's effects are flagged"
+    );
+    let kinds: Vec<&str> = effects
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "set_metadata").count(), 199);
+    assert_eq!(
+        kinds[kinds.len() - 3..],
+        ["delete_metadata", "add_event", "hand_off"]
+    );
+}
