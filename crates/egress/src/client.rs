@@ -74,6 +74,8 @@ pub struct InboundResponse {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub elapsed: Duration,
+    /// The names of the secrets the request carried.
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -368,6 +370,7 @@ impl Egress {
                 headers,
                 body: redact_bytes(bytes, carried),
                 elapsed: started.elapsed(),
+                secrets: carried.iter().map(|c| c.name.clone()).collect(),
             });
         }
     }

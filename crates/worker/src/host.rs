@@ -198,6 +198,7 @@ impl ActionHost for JobHost {
                 error: answer.as_ref().err().cloned(),
                 prompt_tokens: Some(usage.prompt_tokens),
                 completion_tokens: Some(usage.completion_tokens),
+                ..TraceEntry::default()
             };
             if let Ok(mut trace) = self.trace.lock() {
                 trace.push(entry);
@@ -277,6 +278,11 @@ impl ActionHost for JobHost {
                 Ok(response) => {
                     entry.status = Some(response.status);
                     entry.bytes = response.body.len() as u64;
+                    entry.secrets = response
+                        .secrets
+                        .iter()
+                        .map(|name| format!("[secret:{name}]"))
+                        .collect();
                     Ok(HttpResponse {
                         status: response.status,
                         reason: response.reason,

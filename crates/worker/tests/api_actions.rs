@@ -81,6 +81,11 @@ async fn check_product_stock_end_to_end_with_its_secret() {
     let trace = &result["trace"][0];
     assert_eq!(trace["status"], 200);
     assert_eq!(
+        trace["secrets"],
+        json!(["[secret:STOCK_API_KEY]"]),
+        "{trace}"
+    );
+    assert_eq!(
         trace["url"],
         format!("http://{addr}/stock/SKU-1?key_echo=[secret:STOCK_API_KEY]")
     );

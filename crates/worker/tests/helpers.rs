@@ -97,7 +97,8 @@ def execute_action(context):
         "us_july4": is_holiday("US", check_date=datetime.datetime(2026, 7, 4, 15, 30)),
         "tx_independence": is_holiday("US", state="TX", check_date="2026-03-02"),
         "us_federal_same_day": is_holiday("US", check_date="2026-03-02"),
-        "by_epiphany": is_holiday("DE", region="BY", check_date="2026-01-06"),
+        "by_epiphany": is_holiday("DE", state="BY", check_date="2026-01-06"),
+        "by_region": is_holiday("DE", region="BY", check_date="2026-01-06"),
         "be_epiphany": is_holiday("DE", state="BE", check_date="2026-01-06"),
         "iso_subdivision": is_holiday("DE", state="DE-BY", check_date="2026-01-06"),
         "today": isinstance(is_holiday("GR"), bool),
@@ -115,6 +116,7 @@ def execute_action(context):
     assert_eq!(o["tx_independence"], true);
     assert_eq!(o["us_federal_same_day"], false);
     assert_eq!(o["by_epiphany"], true);
+    assert_eq!(o["by_region"], true);
     assert_eq!(o["be_epiphany"], false);
     assert_eq!(o["iso_subdivision"], true);
     assert_eq!(o["today"], true);
