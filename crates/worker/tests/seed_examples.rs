@@ -1,4 +1,4 @@
-//! The seed's Python examples, unchanged but for their hosts, against a fake ERP and courier
+//! The shipped Python examples (the seed's, keys as secrets), their hosts pointed at a fake ERP and courier
 //! on loopback, through the real binary and the egress policy.
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -70,7 +70,18 @@ async fn run_with(
 ) -> Value {
     let script = dir.join(format!("{name}.py"));
     std::fs::write(&script, source).unwrap();
-    let config = common::write_config(dir, "");
+    // The examples' keys: {{secrets.ERP_KEY}} and {{secrets.SHOP_API_KEY}}, bound to loopback.
+    let secrets = dir.join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        "[[secret]]\nname = \"ERP_KEY\"\nhosts = [\"127.0.0.1\"]\nvalue = \"ERP_KEY\"\n\
+         [[secret]]\nname = \"SHOP_API_KEY\"\nhosts = [\"127.0.0.1\"]\nvalue = \"API_KEY\"\n",
+    )
+    .unwrap();
+    let config = common::write_config(
+        dir,
+        &format!("[secrets]\nfile = \"{}\"\n", secrets.display()),
+    );
     let mut args: Vec<&str> = args.to_vec();
     let file = dir.join("conversation.json");
     let file_arg = file.to_string_lossy().into_owned();
@@ -81,108 +92,10 @@ async fn run_with(
     common::run_script(&config, &script, &args, &[]).await.0
 }
 
-const ORDER_WITH_TRACKING: &str = r#"import requests
-
-def execute_action(context):
-    order_id = context["args"]["orderId"]
-    email = context["args"]["email"]
-
-    # Fetch order from ERP
-    order_resp = requests.get(
-        "https://erp.example.com/orders",
-        params={"id": order_id, "email": email},
-        headers={"Authorization": "Bearer ERP_KEY"},
-        timeout=30,
-    )
-    if order_resp.status_code != 200:
-        return {"error": "Order not found. Please check the order ID."}
-    order = order_resp.json()
-
-    # Fetch tracking from courier
-    tracking = requests.get(
-        "https://tracking.example.com/shipments",
-        params={"tracking_number": order["trackingNumber"]},
-        timeout=30,
-    ).json()
-
-    return {
-        "orderId": order_id,
-        "status": order["status"],
-        "trackingNumber": order["trackingNumber"],
-        "trackingEvents": tracking.get("events", []),
-        "estimatedDelivery": order.get("estimatedDelivery"),
-    }
-"#;
-
-const REFUND: &str = r#"import requests
-
-def execute_action(context):
-    order_id = context["args"]["orderId"]
-    reason = context["args"]["reason"]
-
-    # Validate order state
-    order = requests.get(
-        "https://api.example.com/orders",
-        params={"id": order_id},
-        timeout=30,
-    ).json()
-
-    if order.get("isRefunded"):
-        return {"error": "This order has already been refunded."}
-    if not order.get("isCancellable"):
-        return {"error": "This order cannot be refunded in its current state."}
-
-    # Process the refund
-    result = requests.post(
-        "https://api.example.com/refund",
-        json={"orderId": order_id, "reason": reason, "fullRefund": True},
-        timeout=30,
-    ).json()
-
-    # Tag for analytics
-    add_conversation_tag(context, "refunded")
-    set_conversation_metadata(context, "refund_amount", str(result["amount"]))
-
-    return {"success": True, "refundedAmount": result["amount"]}
-"#;
-
-const CREATE_ORDER: &str = r#"import requests
-import json
-
-def execute_action(context):
-    name = context["args"]["customerName"]
-    phone = context["args"]["phone"]
-    items = context["args"]["items"]
-
-    # Parse items if passed as string
-    if isinstance(items, str):
-        items = json.loads(items)
-
-    # Normalize phone number
-    if phone.startswith("+30"):
-        phone = phone[3:]
-
-    response = requests.post(
-        "https://api.example.com/orders",
-        json={
-            "customerName": name,
-            "phone": phone,
-            "items": items,
-        },
-        headers={"Authorization": "Bearer API_KEY"},
-        timeout=30,
-    )
-    response.raise_for_status()
-    result = response.json()
-
-    return {
-        "orderId": result["orderId"],
-        "total": result["total"],
-        "confirmationUrl": result["confirmationUrl"],
-    }
-"#;
-
-fn local(source: &str, addr: SocketAddr) -> String {
+/// The shipped example `examples/actions/NAME.py`, its hosts pointed at the fake servers.
+fn local(name: &str, addr: SocketAddr) -> String {
+    let path = common::root().join(format!("examples/actions/{name}.py"));
+    let source = std::fs::read_to_string(path).unwrap();
     let base = format!("http://{addr}");
     source
         .replace("https://erp.example.com", &base)
@@ -197,7 +110,7 @@ async fn order_with_tracking_combines_erp_and_courier() {
     let result = run(
         dir.path(),
         "orderTracking",
-        local(ORDER_WITH_TRACKING, addr),
+        local("orderTracking", addr),
         &["--arg", "orderId=A1", "--arg", "email=a@b.c"],
     )
     .await;
@@ -224,7 +137,7 @@ async fn order_with_tracking_combines_erp_and_courier() {
     let missing = run(
         dir.path(),
         "orderTracking",
-        local(ORDER_WITH_TRACKING, addr),
+        local("orderTracking", addr),
         &["--arg", "orderId=Z9", "--arg", "email=a@b.c"],
     )
     .await;
@@ -243,7 +156,7 @@ async fn refund_validates_then_tags_the_conversation() {
     let result = run_with(
         dir.path(),
         "processRefund",
-        local(REFUND, addr),
+        local("processRefund", addr),
         &args,
         Some(&conversation),
     )
@@ -266,7 +179,7 @@ async fn refund_validates_then_tags_the_conversation() {
     let result = run(
         dir.path(),
         "processRefund",
-        local(REFUND, addr),
+        local("processRefund", addr),
         &["--arg", "orderId=R7", "--arg", "reason=x"],
     )
     .await;
@@ -282,7 +195,7 @@ async fn order_creation_posts_json_with_an_idempotency_key() {
     let result = run(
         dir.path(),
         "createOrder",
-        local(CREATE_ORDER, addr),
+        local("createOrder", addr),
         &["--args-json", items],
     )
     .await;
