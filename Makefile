@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run test lint bench runtime venv clean precompile
+.PHONY: all build run example test lint bench runtime venv clean precompile
 
 all: build
 
@@ -35,12 +35,16 @@ $(RUNTIME): $(RUNTIME_SOURCES) build/pydeps/.stamp $(VENV)/.stamp
 runtime: $(RUNTIME)
 
 # The runtime and the release binary, nothing run.
-build: $(RUNTIME)
+build: $(RUNTIME) $(VENV)/.stamp
 	cargo build --release --locked -p action-worker
 
-# Builds everything and runs the worked example of the README. (`serve`, the NATS worker on
-# its embedded nats-server, arrives with issue #6; until then this is what `make run` runs.)
+# Builds everything and starts the worker on its embedded default: a local nats-server
+# (from .venv) with JetStream, bound to 127.0.0.1. Ctrl-C stops both.
 run: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BIN) --config worker.toml serve
+
+# The README's worked example, in-process, no NATS.
+example: build
 	$(BIN) --config worker.toml run examples/actions/orderSummary.toml \
 		--args-json "$$(cat examples/actions/orderSummary.args.json)"
 

@@ -15,6 +15,39 @@ pub struct WorkerConfig {
     pub secrets: SecretsSection,
     pub llm: LlmSection,
     pub sheets: SheetsSection,
+    pub nats: NatsSection,
+}
+
+/// `[nats]`: where jobs come from (SPEC §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsSection {
+    /// The NATS server, e.g. `nats://nats.internal:4222`. Unset: `serve` starts a local
+    /// nats-server with JetStream, bound to 127.0.0.1 (the embedded default).
+    pub url: Option<String>,
+    /// The subject prefix: `<prefix>.run`, `<prefix>.test`.
+    pub subject_prefix: String,
+    /// Jobs run at once; further requests wait (backpressure).
+    pub max_concurrent_jobs: usize,
+    /// The embedded server's binary: `nats-server` on PATH, else `.venv/bin/nats-server`.
+    pub server_binary: Option<PathBuf>,
+    /// The embedded server's JetStream storage.
+    pub data_dir: PathBuf,
+    /// The embedded server's port (`submit` finds it there); 0: any free port.
+    pub embedded_port: u16,
+}
+
+impl Default for NatsSection {
+    fn default() -> Self {
+        Self {
+            url: None,
+            subject_prefix: "actions".into(),
+            max_concurrent_jobs: 16,
+            server_binary: None,
+            data_dir: "data/nats".into(),
+            embedded_port: 4222,
+        }
+    }
 }
 
 /// `[sheets]`: Google Sheets for `add_google_sheets_row`. Unset: not configured.
@@ -342,6 +375,17 @@ impl WorkerConfig {
         }
         self.egress.egress_config()?;
         self.llm.llm_config()?;
+        if self.nats.max_concurrent_jobs == 0 {
+            bail!("nats.max_concurrent_jobs: must be at least 1");
+        }
+        let prefix = &self.nats.subject_prefix;
+        if prefix.is_empty()
+            || prefix.contains([' ', '*', '>'])
+            || prefix.starts_with('.')
+            || prefix.ends_with('.')
+        {
+            bail!("nats.subject_prefix: {prefix:?} is not a subject prefix such as \"actions\"");
+        }
         let r = &self.runtime;
         if r.max_instances == 0 {
             bail!("runtime.max_instances: must be at least 1");

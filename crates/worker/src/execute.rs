@@ -30,6 +30,34 @@ pub struct Executor {
 }
 
 impl Executor {
+    /// Everything from the configuration: the sandbox (runtime loaded, from the compile
+    /// cache when it can be), egress, secrets, and the helpers' clients.
+    pub fn from_config(
+        config: &crate::config::WorkerConfig,
+        warm_instances: Option<u32>,
+    ) -> anyhow::Result<Self> {
+        let mut sandbox_config = config.sandbox_config();
+        if let Some(warm) = warm_instances {
+            sandbox_config.warm_instances = warm;
+        }
+        let egress_config = config.egress.egress_config()?;
+        Ok(Self {
+            sandbox: Sandbox::new(sandbox_config)?,
+            egress: Arc::new(Egress::new(
+                egress_config,
+                Arc::new(action_egress::SystemResolver),
+            )?),
+            secrets: Arc::new(crate::secrets::load(&config.secrets)?),
+            llm: config
+                .llm
+                .llm_config()?
+                .map(|config| Arc::new(action_helpers::LlmClient { config })),
+            sheets: config.sheets.client()?.map(Arc::new),
+            limits: config.limits.clone(),
+            worker_id: worker_id(),
+        })
+    }
+
     fn services(&self) -> Services {
         Services {
             egress: self.egress.clone(),
@@ -184,4 +212,16 @@ impl Executor {
 fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `hostname:pid`, so a result says which replica ran it.
+fn worker_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "{}:{}",
+        if host.is_empty() { "worker" } else { &host },
+        std::process::id()
+    )
 }

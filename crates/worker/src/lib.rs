@@ -5,7 +5,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod embedded;
 pub mod execute;
 pub mod host;
 pub mod limits;
 pub mod secrets;
+pub mod serve;

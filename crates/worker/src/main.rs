@@ -23,8 +23,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The worker: jobs from NATS (`<prefix>.run`, `<prefix>.test`), results back.
+    Serve,
     /// Runs one action locally, no NATS needed, and prints the result JSON.
     Run(cli::run::RunArgs),
+    /// Sends one job to a running worker over NATS and prints its result.
+    Submit(cli::submit::SubmitArgs),
     /// Prints an action's name, description, arguments and LLM tool definition.
     Inspect(cli::inspect::InspectArgs),
     /// Checks the configuration and exits.
@@ -45,7 +49,14 @@ fn main() -> ExitCode {
     let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
     let result =
         config::WorkerConfig::load(&cli.config, explicit).and_then(|config| match cli.command {
+            Command::Serve => tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(action_worker::serve::serve(&config)))
+                .map(|()| ExitCode::SUCCESS),
             Command::Run(args) => cli::run::main(&config, args),
+            Command::Submit(args) => cli::submit::main(&config, args),
             Command::Inspect(args) => cli::inspect::main(args),
             Command::CheckConfig => {
                 println!("{}: ok", cli.config.display());

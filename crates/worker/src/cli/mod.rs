@@ -1,4 +1,5 @@
-//! The subcommands that run without NATS.
+//! The subcommands besides `serve`.
 
 pub mod inspect;
 pub mod run;
+pub mod submit;

@@ -4,9 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use action_protocol::{ActionRef, Job, Status, load_action};
-use std::sync::Arc;
-
-use action_egress::{Egress, SystemResolver};
 use action_sandbox::Sandbox;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
@@ -65,7 +62,8 @@ fn local_job_id() -> String {
     format!("local-{nanos:x}")
 }
 
-pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
+/// The job `run` and `submit` send: the action inline, the arguments and conversation given.
+pub fn build_job(args: &RunArgs) -> anyhow::Result<(Job, action_protocol::ActionDefinition)> {
     let action = load_action(&args.action)?;
     let conversation = match &args.conversation {
         None => None,
@@ -85,7 +83,7 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         id: local_job_id(),
         tenant: args.tenant.clone(),
         action: ActionRef::Inline(Box::new(action.clone())),
-        args: parse_args(&args)?,
+        args: parse_args(args)?,
         conversation,
         business: None,
         customer: None,
@@ -93,38 +91,31 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         timeout_ms: None,
         reply_to: None,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = runtime.block_on(async {
-        let mut sandbox_config = config.sandbox_config();
-        sandbox_config.warm_instances = 0; // one job: nothing to prepare ahead
-        let sandbox = Sandbox::new(sandbox_config)?;
-        let egress_config = config.egress.egress_config()?;
-        let egress = Arc::new(Egress::new(egress_config, Arc::new(SystemResolver))?);
-        let secrets = Arc::new(crate::secrets::load(&config.secrets)?);
-        let llm = config
-            .llm
-            .llm_config()?
-            .map(|config| Arc::new(action_helpers::LlmClient { config }));
-        let sheets = config.sheets.client()?.map(Arc::new);
-        let executor = Executor {
-            sandbox,
-            egress,
-            secrets,
-            llm,
-            sheets,
-            limits: config.limits.clone(),
-            worker_id: "local".into(),
-        };
-        anyhow::Ok(executor.run(&job, &action, 1).await)
-    })?;
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok((job, action))
+}
+
+/// Prints the result; exit 0 only for `ok`.
+pub fn print_result(result: &action_protocol::JobResult) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(result)?);
     Ok(if result.status == Status::Ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (job, action) = build_job(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        // One job: nothing to prepare ahead.
+        let mut executor = Executor::from_config(config, Some(0))?;
+        executor.worker_id = "local".into();
+        anyhow::Ok(executor.run(&job, &action, 1).await)
+    })?;
+    print_result(&result)
 }
 
 pub fn precompile(config: &WorkerConfig) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,291 @@
+//! `action-worker serve` against a real nats-server: request-reply on `actions.run` and
+//! `actions.test`, JSON and MessagePack, bad jobs rejected, the micro service visible.
+// Tests fail by panicking: unwrap, expect and panic are how they report.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+mod common;
+
+fn nats_server_binary() -> PathBuf {
+    let local = common::root().join(".venv/bin/nats-server");
+    if local.is_file() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server (make venv installs it into .venv/bin)")
+}
+
+async fn start_nats() -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(nats_server_binary())
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (child, format!("nats://127.0.0.1:{port}"))
+}
+
+async fn start_worker(dir: &std::path::Path, url: &str) -> Child {
+    let config = common::write_config(
+        dir,
+        &format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 4\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("serving actions.run") {
+                return;
+            }
+        }
+        panic!("the worker exited before serving");
+    });
+    ready.await.expect("the worker did not become ready");
+    child
+}
+
+fn python_job(id: &str, code: &str) -> Value {
+    json!({"id": id, "action": {"name": "echo", "type": "python", "python": {"code": code}}, "args": {"x": 2}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_over_nats_request_reply() {
+    let (_nats, url) = start_nats().await;
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start_worker(dir.path(), &url).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let code = "def execute_action(c):\n    return {'double': c['args']['x'] * 2, 'test': c['job']['test']}\n";
+
+    // JSON, the default.
+    let reply = client
+        .request("actions.run", python_job("j1", code).to_string().into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["output"], json!({"double": 4, "test": false}));
+    assert_eq!(result["job_id"], "j1");
+
+    // actions.test forces test; MessagePack in, MessagePack out.
+    let mut headers = HeaderMap::new();
+    headers.insert("Content-Type", "application/msgpack");
+    let job: Value = python_job("j2", code);
+    let payload = rmp_serde::to_vec_named(&job).unwrap();
+    let reply = client
+        .request_with_headers("actions.test", headers, payload.into())
+        .await
+        .unwrap();
+    assert_eq!(
+        reply
+            .headers
+            .as_ref()
+            .unwrap()
+            .get("Content-Type")
+            .unwrap()
+            .as_str(),
+        "application/msgpack"
+    );
+    let result: Value = rmp_serde::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["output"], json!({"double": 4, "test": true}));
+    assert_eq!(result["test"], true);
+
+    // Bad input gets a rejected result, and the worker keeps serving.
+    let reply = client
+        .request("actions.run", "{not json".into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["status"], "rejected");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot decode the job"),
+        "{result}"
+    );
+    let bad_name =
+        json!({"id": "j3", "action": {"name": "Bad", "type": "python", "python": {"code": "x"}}});
+    let reply = client
+        .request("actions.run", bad_name.to_string().into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["status"], "rejected");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("action.name"),
+        "{result}"
+    );
+    let hostile = python_job(
+        "j4",
+        "def execute_action(c):\n    while True:\n        pass\n",
+    );
+    let mut hostile = hostile;
+    hostile["action"]["limits"] = json!({"fuel": 20_000_000});
+    let reply = client
+        .request("actions.run", hostile.to_string().into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["error"]["limit"], "fuel", "{result}");
+    let reply = client
+        .request("actions.run", python_job("j5", code).to_string().into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["status"], "ok");
+
+    // `submit` sends a job the way the engine would.
+    let script = dir.path().join("submitted.py");
+    std::fs::write(&script, code).unwrap();
+    let config = dir.path().join("worker.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_action-worker"))
+            .arg("--config")
+            .arg(&config)
+            .args([
+                "submit",
+                script.to_str().unwrap(),
+                "--args-json",
+                r#"{"x": 21}"#,
+                "--test",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert!(out.status.success(), "{result}");
+    assert_eq!(result["output"], json!({"double": 42, "test": true}));
+
+    // The micro service answers $SRV.PING.
+    let ping = client
+        .request("$SRV.PING.action-worker", "".into())
+        .await
+        .unwrap();
+    let ping: Value = serde_json::from_slice(&ping.payload).unwrap();
+    assert_eq!(ping["name"], "action-worker");
+    stop(worker).await;
+}
+
+async fn stop(mut child: Child) {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_url_serve_starts_its_own_nats_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[nats]\nserver_binary = \"{}\"\ndata_dir = \"{}\"\nembedded_port = 0\n",
+        nats_server_binary().display(),
+        dir.path().join("nats").display()
+    );
+    let config = common::write_config(dir.path(), &extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("action-worker: started a local nats-server at ")
+            {
+                url = rest.split_whitespace().next().map(str::to_string);
+            }
+            if line.contains("serving actions.run") {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let url = url.expect("the worker names its nats-server");
+    assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
+    let client = async_nats::connect(&url).await.unwrap();
+    let code = "def execute_action(c):\n    return 'embedded'\n";
+    let reply = client
+        .request("actions.run", python_job("e1", code).to_string().into())
+        .await
+        .unwrap();
+    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(result["output"], "embedded");
+    assert!(
+        dir.path().join("nats/jetstream").exists(),
+        "JetStream stores under nats.data_dir"
+    );
+    // SIGTERM stops the worker and its nats-server with it.
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let mut gone = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(url.trim_start_matches("nats://"))
+            .await
+            .is_err()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the embedded nats-server outlived the worker");
+}
