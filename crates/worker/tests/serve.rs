@@ -52,11 +52,10 @@ async fn start_nats() -> (Child, String) {
     (child, format!("nats://127.0.0.1:{port}"))
 }
 
-async fn start_worker(dir: &std::path::Path, url: &str) -> Child {
-    let config = common::write_config(
-        dir,
-        &format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 4\n"),
-    );
+/// Starts `serve` with `extra` config; returns it once it serves, and the URL of the
+/// nats-server it started, if it started one.
+async fn start_worker(dir: &std::path::Path, extra: &str) -> (Child, Option<String>) {
+    let config = common::write_config(dir, extra);
     let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
         .arg("--config")
         .arg(&config)
@@ -67,8 +66,13 @@ async fn start_worker(dir: &std::path::Path, url: &str) -> Child {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut embedded = None;
     let ready = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.strip_prefix("action-worker: started a local nats-server at ")
+            {
+                embedded = rest.split_whitespace().next().map(str::to_string);
+            }
             if line.contains("serving actions.run") {
                 return;
             }
@@ -76,7 +80,7 @@ async fn start_worker(dir: &std::path::Path, url: &str) -> Child {
         panic!("the worker exited before serving");
     });
     ready.await.expect("the worker did not become ready");
-    child
+    (child, embedded)
 }
 
 fn python_job(id: &str, code: &str) -> Value {
@@ -87,7 +91,8 @@ fn python_job(id: &str, code: &str) -> Value {
 async fn jobs_run_over_nats_request_reply() {
     let (_nats, url) = start_nats().await;
     let dir = tempfile::tempdir().unwrap();
-    let worker = start_worker(dir.path(), &url).await;
+    let extra = format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 4\n");
+    let (worker, _) = start_worker(dir.path(), &extra).await;
     let client = async_nats::connect(&url).await.unwrap();
     let code = "def execute_action(c):\n    return {'double': c['args']['x'] * 2, 'test': c['job']['test']}\n";
 
@@ -224,30 +229,7 @@ async fn with_no_url_serve_starts_its_own_nats_server() {
         nats_server_binary().display(),
         dir.path().join("nats").display()
     );
-    let config = common::write_config(dir.path(), &extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut url = None;
-    tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("action-worker: started a local nats-server at ")
-            {
-                url = rest.split_whitespace().next().map(str::to_string);
-            }
-            if line.contains("serving actions.run") {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let (mut child, url) = start_worker(dir.path(), &extra).await;
     let url = url.expect("the worker names its nats-server");
     assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
     let client = async_nats::connect(&url).await.unwrap();
