@@ -3,6 +3,7 @@
 //!     make bench            # or: cargo bench -p action-sandbox --bench sandbox_bench
 //!
 //! Figures: per-job latency (p50, p99) with and without instances made ready ahead,
+//! throughput with 1, 2, 4 and 16 jobs in flight,
 //! instantiation alone, CPU per job (process CPU time over jobs, background work included),
 //! fuel per trivial job, resident memory per live instance, what an import costs in a job,
 //! and fuel per second of CPU (the basis of the default fuel limit). Env: `JOBS` (2000).
@@ -111,6 +112,32 @@ async fn latency_run(label: &str, sandbox: &Sandbox, jobs: usize) {
     );
 }
 
+/// Jobs per second with `in_flight` jobs running at once (tokio tasks on 2 worker threads).
+async fn throughput_run(sandbox: &Sandbox, jobs: usize, in_flight: usize) {
+    let cpu0 = cpu_seconds();
+    let start = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..in_flight {
+        let sandbox = sandbox.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..jobs / in_flight {
+                let out = run(&sandbox, TRIVIAL, JobLimits::default()).await;
+                assert_eq!(out.output["ok"], json!(true), "{out:?}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let done = (jobs / in_flight * in_flight) as f64;
+    println!(
+        "trivial jobs, {in_flight:>2} in flight                    {:>6.0} jobs/s  cpu/job {:.3} ms",
+        done / wall,
+        (cpu_seconds() - cpu0) * 1000.0 / done
+    );
+}
+
 /// Holds every request until the benchmark has measured memory.
 struct Parked(std::sync::Arc<tokio::sync::Notify>);
 
@@ -206,6 +233,10 @@ async fn main() {
     }
     if std::env::var("ROW").is_ok() {
         return;
+    }
+    let plain = sandbox(0, 0);
+    for in_flight in [1, 2, 4, 16] {
+        throughput_run(&plain, jobs, in_flight).await;
     }
 
     let import_src = "def execute_action(context):\n    import email.mime.text, xml.dom.minidom, csv, decimal, zoneinfo\n    return {'ok': True, 'id': 1}\n";
