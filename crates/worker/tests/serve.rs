@@ -83,6 +83,15 @@ async fn start_worker(dir: &std::path::Path, extra: &str) -> (Child, Option<Stri
     (child, embedded)
 }
 
+/// Sends `job` as JSON on `actions.run` and decodes the result.
+async fn run_json(client: &async_nats::Client, job: &Value) -> Value {
+    let reply = client
+        .request("actions.run", job.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
 fn python_job(id: &str, code: &str) -> Value {
     json!({"id": id, "action": {"name": "echo", "type": "python", "python": {"code": code}}, "args": {"x": 2}})
 }
@@ -97,11 +106,7 @@ async fn jobs_run_over_nats_request_reply() {
     let code = "def execute_action(c):\n    return {'double': c['args']['x'] * 2, 'test': c['job']['test']}\n";
 
     // JSON, the default.
-    let reply = client
-        .request("actions.run", python_job("j1", code).to_string().into())
-        .await
-        .unwrap();
-    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let result = run_json(&client, &python_job("j1", code)).await;
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(result["output"], json!({"double": 4, "test": false}));
     assert_eq!(result["job_id"], "j1");
@@ -145,11 +150,7 @@ async fn jobs_run_over_nats_request_reply() {
     );
     let bad_name =
         json!({"id": "j3", "action": {"name": "Bad", "type": "python", "python": {"code": "x"}}});
-    let reply = client
-        .request("actions.run", bad_name.to_string().into())
-        .await
-        .unwrap();
-    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let result = run_json(&client, &bad_name).await;
     assert_eq!(result["status"], "rejected");
     assert!(
         result["error"]["message"]
@@ -164,17 +165,9 @@ async fn jobs_run_over_nats_request_reply() {
     );
     let mut hostile = hostile;
     hostile["action"]["limits"] = json!({"fuel": 20_000_000});
-    let reply = client
-        .request("actions.run", hostile.to_string().into())
-        .await
-        .unwrap();
-    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let result = run_json(&client, &hostile).await;
     assert_eq!(result["error"]["limit"], "fuel", "{result}");
-    let reply = client
-        .request("actions.run", python_job("j5", code).to_string().into())
-        .await
-        .unwrap();
-    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let result = run_json(&client, &python_job("j5", code)).await;
     assert_eq!(result["status"], "ok");
 
     // `submit` sends a job the way the engine would.
@@ -234,11 +227,7 @@ async fn with_no_url_serve_starts_its_own_nats_server() {
     assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
     let client = async_nats::connect(&url).await.unwrap();
     let code = "def execute_action(c):\n    return 'embedded'\n";
-    let reply = client
-        .request("actions.run", python_job("e1", code).to_string().into())
-        .await
-        .unwrap();
-    let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let result = run_json(&client, &python_job("e1", code)).await;
     assert_eq!(result["output"], "embedded");
     assert!(
         dir.path().join("nats/jetstream").exists(),
