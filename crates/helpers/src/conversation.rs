@@ -1,6 +1,7 @@
 //! Conversation helpers: the job's snapshot, overlaid by this run's writes, and the effects
 //! the engine will apply (SPEC §4).
 
+use action_protocol::ConversationReply as Reply;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
@@ -16,35 +17,6 @@ pub const MAX_TAG_CHARS: usize = 100;
 pub const MAX_EVENT_CHARS: usize = 1000;
 /// Longest hand-off reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
-
-/// What a helper answers; the guest turns it into the documented dict.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply {
-    pub success: bool,
-    pub message: String,
-    pub key: Option<String>,
-    pub value: Option<String>,
-    pub tag_id: Option<String>,
-    pub event_id: Option<String>,
-}
-
-impl Reply {
-    fn ok(message: &str) -> Self {
-        Self {
-            success: true,
-            message: message.into(),
-            ..Self::default()
-        }
-    }
-
-    fn fail(message: impl Into<String>) -> Self {
-        Self {
-            success: false,
-            message: message.into(),
-            ..Self::default()
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct Conversation {

@@ -7,6 +7,6 @@ pub mod conversation;
 pub mod llm;
 pub mod sheets;
 
-pub use conversation::{Conversation, Reply};
+pub use conversation::Conversation;
 pub use llm::{LlmClient, LlmConfig, Question, Usage};
 pub use sheets::{HeaderCache, SheetsClient, SheetsConfig};

@@ -8,6 +8,7 @@ pub mod api;
 mod context;
 mod definition;
 mod encoding;
+mod helper;
 mod job;
 mod load;
 mod result;
@@ -20,6 +21,7 @@ pub use definition::{
     ParameterSpec, PythonSpec,
 };
 pub use encoding::{DecodeError, Encoding};
+pub use helper::ConversationReply;
 pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS};
 pub use load::{LoadError, load_action};
 pub use result::{ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry};

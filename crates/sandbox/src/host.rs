@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
+pub use action_protocol::ConversationReply;
 use action_protocol::LimitKind;
 
 /// A boxed future, so that [`ActionHost`] stays object-safe.
@@ -142,26 +143,4 @@ pub enum ConversationCall {
         reason: Option<String>,
         phone_destination: Option<String>,
     },
-}
-
-/// The answer to a [`ConversationCall`]: `Present` answers in `success`, `GetMetadata` in `value`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConversationReply {
-    pub success: bool,
-    pub message: String,
-    pub key: Option<String>,
-    pub value: Option<String>,
-    pub tag_id: Option<String>,
-    pub event_id: Option<String>,
-}
-
-impl ConversationReply {
-    /// What every helper answers for a job without a conversation.
-    pub fn no_conversation() -> Self {
-        Self {
-            success: false,
-            message: "no conversation".into(),
-            ..Self::default()
-        }
-    }
 }

@@ -105,17 +105,6 @@ fn to_host_error(error: EgressError) -> HostError {
     }
 }
 
-fn to_reply(reply: action_helpers::Reply) -> ConversationReply {
-    ConversationReply {
-        success: reply.success,
-        message: reply.message,
-        key: reply.key,
-        value: reply.value,
-        tag_id: reply.tag_id,
-        event_id: reply.event_id,
-    }
-}
-
 impl ActionHost for JobHost {
     fn sheets_append(
         &mut self,
@@ -224,18 +213,14 @@ impl ActionHost for JobHost {
                 value: conversation.get_metadata(&key),
                 ..Default::default()
             },
-            ConversationCall::SetMetadata { key, value } => {
-                to_reply(conversation.set_metadata(&key, &value))
-            }
-            ConversationCall::DeleteMetadata { key } => {
-                to_reply(conversation.delete_metadata(&key))
-            }
-            ConversationCall::AddTag { tag } => to_reply(conversation.add_tag(&tag)),
-            ConversationCall::AddEvent { event } => to_reply(conversation.add_event(&event)),
+            ConversationCall::SetMetadata { key, value } => conversation.set_metadata(&key, &value),
+            ConversationCall::DeleteMetadata { key } => conversation.delete_metadata(&key),
+            ConversationCall::AddTag { tag } => conversation.add_tag(&tag),
+            ConversationCall::AddEvent { event } => conversation.add_event(&event),
             ConversationCall::HandOff {
                 reason,
                 phone_destination,
-            } => to_reply(conversation.hand_off(reason.as_deref(), phone_destination.as_deref())),
+            } => conversation.hand_off(reason.as_deref(), phone_destination.as_deref()),
         }
     }
 
