@@ -90,8 +90,19 @@ pub enum JobError {
     BadId(usize),
     #[error("timeout_ms: must be at least 1")]
     ZeroTimeout,
+    #[error("tenant: {0:?} is not 1 to 64 letters, digits, '_' or '-'")]
+    BadTenant(String),
     #[error("action.{0}")]
     Definition(#[from] DefinitionError),
+}
+
+/// A tenant scopes registry keys (`<tenant>.<name>`) and secrets: letters, digits, `_` and
+/// `-`, so that it is one token of a NATS subject or KV key and never contains a dot.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    (1..=64).contains(&tenant.len())
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 impl Job {
@@ -102,6 +113,11 @@ impl Job {
         }
         if self.timeout_ms == Some(0) {
             return Err(JobError::ZeroTimeout);
+        }
+        if let Some(tenant) = &self.tenant
+            && !is_valid_tenant(tenant)
+        {
+            return Err(JobError::BadTenant(tenant.clone()));
         }
         if let ActionRef::Inline(def) = &self.action {
             def.validate()?;
@@ -143,6 +159,13 @@ mod tests {
         job.id = "x".repeat(129);
         assert_eq!(job.validate(), Err(JobError::BadId(129)));
         job.id = "x".repeat(128);
+        assert_eq!(job.validate(), Ok(()));
+        job.tenant = Some("acme.other".into());
+        assert_eq!(
+            job.validate(),
+            Err(JobError::BadTenant("acme.other".into()))
+        );
+        job.tenant = Some("acme-2_b".into());
         assert_eq!(job.validate(), Ok(()));
     }
 }

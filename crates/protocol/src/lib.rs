@@ -18,10 +18,10 @@ pub use api::{RenderError, RenderedRequest, render, required_arguments};
 pub use context::build_context;
 pub use definition::{
     ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod,
-    ParameterSpec, PythonSpec,
+    ParameterSpec, PythonSpec, is_valid_action_name,
 };
 pub use encoding::{DecodeError, Encoding};
 pub use helper::ConversationReply;
-pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS};
+pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS, is_valid_tenant};
 pub use load::{LoadError, load_action};
 pub use result::{ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry};

@@ -35,6 +35,22 @@ pub struct NatsSection {
     pub data_dir: PathBuf,
     /// The embedded server's port (`submit` finds it there); 0: any free port.
     pub embedded_port: u16,
+    /// Consume durable jobs from stream `ACTIONS_JOBS` (`<prefix>.jobs.>`) as well as
+    /// request-reply.
+    pub durable: bool,
+    /// How long a delivered durable job may go without an ack or a progress ack before
+    /// JetStream hands it to another worker. A running job sends progress acks every third of it.
+    pub ack_wait_ms: u64,
+    /// Deliveries of a durable job that are run; the delivery after the last one is not run:
+    /// it gets a `failed` result and is terminated. The consumer's max_deliver is this plus one.
+    pub max_attempts: u32,
+    /// How long results stay in stream `ACTIONS_RESULTS` (and a job id cannot yield another).
+    pub results_max_age_s: u64,
+    /// Replicas of the streams and the registry bucket the worker creates (3 in a cluster).
+    pub stream_replicas: usize,
+    /// On SIGTERM/SIGINT: how long in-flight jobs may take to finish before the worker exits
+    /// and leaves them to redelivery.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for NatsSection {
@@ -46,6 +62,12 @@ impl Default for NatsSection {
             server_binary: None,
             data_dir: "data/nats".into(),
             embedded_port: 4222,
+            durable: true,
+            ack_wait_ms: 30_000,
+            max_attempts: 3,
+            results_max_age_s: 86_400,
+            stream_replicas: 1,
+            shutdown_grace_ms: 30_000,
         }
     }
 }
@@ -385,6 +407,25 @@ impl WorkerConfig {
             || prefix.ends_with('.')
         {
             bail!("nats.subject_prefix: {prefix:?} is not a subject prefix such as \"actions\"");
+        }
+        let n = &self.nats;
+        if n.ack_wait_ms < 1000 {
+            bail!("nats.ack_wait_ms: {} is under 1000", n.ack_wait_ms);
+        }
+        if n.max_attempts == 0 || n.max_attempts > 100 {
+            bail!("nats.max_attempts: {} is outside 1..=100", n.max_attempts);
+        }
+        if n.results_max_age_s < 300 {
+            bail!(
+                "nats.results_max_age_s: {} is under 300 (the streams' duplicate window is 2 minutes)",
+                n.results_max_age_s
+            );
+        }
+        if !(1..=5).contains(&n.stream_replicas) {
+            bail!(
+                "nats.stream_replicas: {} is outside 1..=5",
+                n.stream_replicas
+            );
         }
         let r = &self.runtime;
         if r.max_instances == 0 {

@@ -5,9 +5,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod durable;
 pub mod embedded;
 pub mod execute;
 pub mod host;
 pub mod limits;
+pub mod registry;
 pub mod secrets;
 pub mod serve;

@@ -29,6 +29,8 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Sends one job to a running worker over NATS and prints its result.
     Submit(cli::submit::SubmitArgs),
+    /// Manages the registry of actions (KV bucket ACTIONS): put, list, rm.
+    Actions(cli::actions::ActionsArgs),
     /// Prints an action's name, description, arguments and LLM tool definition.
     Inspect(cli::inspect::InspectArgs),
     /// Checks the configuration and exits.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
                 .map(|()| ExitCode::SUCCESS),
             Command::Run(args) => cli::run::main(&config, args),
             Command::Submit(args) => cli::submit::main(&config, args),
+            Command::Actions(args) => cli::actions::main(&config, args),
             Command::Inspect(args) => cli::inspect::main(args),
             Command::CheckConfig => {
                 println!("{}: ok", cli.config.display());

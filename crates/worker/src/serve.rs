@@ -1,9 +1,16 @@
-//! `action-worker serve`: jobs from NATS request-reply on `<prefix>.run` and `<prefix>.test`,
-//! as a NATS micro service in queue group `action-workers` (SPEC §6), results back in the
-//! request's encoding. At most `nats.max_concurrent_jobs` jobs run at once; further requests
-//! wait in the client library's buffer until a slot frees (backpressure).
+//! `action-worker serve`: jobs from NATS (SPEC §6), results back.
+//! - Request-reply on `<prefix>.run` and `<prefix>.test`, as a NATS micro service in queue group
+//!   `action-workers`, the reply in the request's encoding: the path an AI waits on.
+//! - Durable jobs from stream `ACTIONS_JOBS` ([`crate::durable`]).
+//! - Actions by name from the registry, KV bucket `ACTIONS` ([`crate::registry`]).
+//!
+//! Both paths share `nats.max_concurrent_jobs` slots. Request-reply requests beyond them wait
+//! in the client library's buffer; the durable path pulls only as many jobs as slots are free.
+//! SIGTERM or SIGINT: stop taking jobs, give in-flight ones `nats.shutdown_grace_ms` to finish,
+//! leave the rest to redelivery, stop the embedded nats-server.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use action_protocol::{ActionRef, Encoding, Job, JobResult};
 use anyhow::Context;
@@ -12,9 +19,67 @@ use async_nats::service::{Request, ServiceExt};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::WorkerConfig;
+use crate::config::{NatsSection, WorkerConfig};
+use crate::durable::{Durable, pull_loop};
 use crate::embedded::EmbeddedServer;
 use crate::execute::Executor;
+use crate::registry::Registry;
+
+/// What every job handler shares.
+pub struct Worker {
+    pub executor: Arc<Executor>,
+    pub registry: Option<Arc<Registry>>,
+    pub client: async_nats::Client,
+    pub slots: Arc<Semaphore>,
+}
+
+impl Worker {
+    /// Runs a decoded, valid job: its own definition, or the registry's under its tenant.
+    pub async fn execute(&self, job: &Job, attempt: u32) -> JobResult {
+        let mut result = match &job.action {
+            ActionRef::Inline(action) => return self.executor.run(job, action, attempt).await,
+            ActionRef::Named { name, revision } => match &self.registry {
+                None => JobResult::rejected(
+                    &job.id,
+                    name,
+                    "actions by name need the registry (KV bucket ACTIONS), and this NATS server has no JetStream",
+                ),
+                Some(registry) => {
+                    match registry
+                        .resolve(job.tenant.as_deref(), name, *revision)
+                        .await
+                    {
+                        Ok((_, action)) => return self.executor.run(job, &action, attempt).await,
+                        Err(message) => JobResult::rejected(&job.id, name, message),
+                    }
+                }
+            },
+        };
+        result.test = job.test;
+        result.attempt = attempt;
+        result.worker = self.executor.worker_id.clone();
+        result
+    }
+}
+
+/// Connects as `nats` says, logging disconnections and reconnections; the client
+/// reconnects on its own for as long as the worker runs.
+pub async fn connect(url: &str, _nats: &NatsSection) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name("action-worker")
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("disconnected from NATS; reconnecting")
+                }
+                other => tracing::info!(event = %other, "NATS"),
+            }
+        })
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))
+}
 
 pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
     let executor = Arc::new(Executor::from_config(config, None)?);
@@ -34,9 +99,39 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
             config.nats.data_dir.display()
         ));
     }
-    let client = async_nats::connect(&url)
-        .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))?;
+    let client = connect(&url, &config.nats).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let registry = match Registry::open(&js, config.nats.stream_replicas).await {
+        Ok(registry) => {
+            registry.follow();
+            Some(registry)
+        }
+        Err(error) if !config.nats.durable => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "no registry: jobs must carry their action"
+            );
+            None
+        }
+        Err(error) => {
+            return Err(error.context(
+                "the registry and durable jobs need JetStream: enable it on the server, or set \
+                 nats.durable = false to serve request-reply alone",
+            ));
+        }
+    };
+    let durable = if config.nats.durable {
+        Some(Arc::new(Durable::setup(&js, &config.nats).await?))
+    } else {
+        None
+    };
+    let slots = Arc::new(Semaphore::new(config.nats.max_concurrent_jobs));
+    let worker = Arc::new(Worker {
+        executor,
+        registry,
+        client: client.clone(),
+        slots: slots.clone(),
+    });
     let service = client
         .service_builder()
         .description("Runs chatbot custom actions: API requests and sandboxed Python")
@@ -58,25 +153,52 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
     let run = add("run").await?.map(|r| (r, false));
     let test = add("test").await?.map(|r| (r, true));
     let mut requests = futures_util::stream::select(run, test);
-    let slots = Arc::new(Semaphore::new(config.nats.max_concurrent_jobs));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let puller = durable
+        .as_ref()
+        .map(|durable| tokio::spawn(pull_loop(worker.clone(), durable.clone(), stopped)));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
+    let durable_note = if durable.is_some() {
+        format!(", durable jobs from {prefix}.jobs.>")
+    } else {
+        String::new()
+    };
     say(format!(
-        "action-worker: serving {prefix}.run and {prefix}.test on {url} (queue group action-workers)"
+        "action-worker: serving {prefix}.run and {prefix}.test on {url} (queue group action-workers){durable_note}"
     ));
     loop {
         tokio::select! {
             next = requests.next() => {
                 let Some((request, force_test)) = next else { break };
                 let permit = slots.clone().acquire_owned().await.context("the job slots closed")?;
-                tokio::spawn(handle(executor.clone(), request, force_test, permit));
+                tokio::spawn(handle(worker.clone(), request, force_test, permit));
             }
             // Both end the loop, so that the embedded nats-server is stopped with the worker.
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
         }
     }
-    say("action-worker: stopping".to_string());
+    say("action-worker: stopping: no new jobs; waiting for the running ones".to_string());
+    let _ = stop.send(true);
+    drop(requests);
+    if let Err(error) = service.stop().await {
+        tracing::warn!(%error, "cannot stop the NATS service cleanly");
+    }
+    let everything = u32::try_from(config.nats.max_concurrent_jobs).unwrap_or(u32::MAX);
+    let grace = Duration::from_millis(config.nats.shutdown_grace_ms);
+    match tokio::time::timeout(grace, slots.acquire_many(everything)).await {
+        Ok(_) => say("action-worker: stopped".to_string()),
+        Err(_) => say(format!(
+            "action-worker: stopped after {} ms with {} jobs still running; durable ones will be redelivered",
+            grace.as_millis(),
+            everything as usize - slots.available_permits()
+        )),
+    }
+    if let Some(puller) = puller {
+        puller.abort();
+    }
+    let _ = client.flush().await;
     drop(embedded);
     Ok(())
 }
@@ -87,7 +209,7 @@ fn say(line: String) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-fn decode(payload: &[u8], headers: Option<&HeaderMap>) -> (Encoding, Result<Job, String>) {
+pub fn decode(payload: &[u8], headers: Option<&HeaderMap>) -> (Encoding, Result<Job, String>) {
     let content_type = headers
         .and_then(|h| h.get("Content-Type"))
         .map(|v| v.as_str().to_string());
@@ -102,7 +224,7 @@ fn decode(payload: &[u8], headers: Option<&HeaderMap>) -> (Encoding, Result<Job,
 }
 
 async fn handle(
-    executor: Arc<Executor>,
+    worker: Arc<Worker>,
     request: Request,
     force_test: bool,
     _slot: OwnedSemaphorePermit,
@@ -114,14 +236,7 @@ async fn handle(
             job.test |= force_test;
             match job.validate() {
                 Err(e) => JobResult::rejected(&job.id, job.action.name(), e.to_string()),
-                Ok(()) => match &job.action {
-                    ActionRef::Inline(action) => executor.run(&job, action, 1).await,
-                    ActionRef::Named { name, .. } => JobResult::rejected(
-                        &job.id,
-                        name,
-                        "actions by name need the registry (KV bucket ACTIONS), which this build does not serve yet: send the definition",
-                    ),
-                },
+                Ok(()) => worker.execute(&job, 1).await,
             }
         }
     };

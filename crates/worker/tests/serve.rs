@@ -3,85 +3,13 @@
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 mod common;
-
-fn nats_server_binary() -> PathBuf {
-    let local = common::root().join(".venv/bin/nats-server");
-    if local.is_file() {
-        return local;
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
-        .expect("nats-server (make venv installs it into .venv/bin)")
-}
-
-async fn start_nats() -> (Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(nats_server_binary())
-        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    (child, format!("nats://127.0.0.1:{port}"))
-}
-
-/// Starts `serve` with `extra` config; returns it once it serves, and the URL of the
-/// nats-server it started, if it started one.
-async fn start_worker(dir: &std::path::Path, extra: &str) -> (Child, Option<String>) {
-    let config = common::write_config(dir, extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut embedded = None;
-    let ready = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.strip_prefix("action-worker: started a local nats-server at ")
-            {
-                embedded = rest.split_whitespace().next().map(str::to_string);
-            }
-            if line.contains("serving actions.run") {
-                return;
-            }
-        }
-        panic!("the worker exited before serving");
-    });
-    ready.await.expect("the worker did not become ready");
-    (child, embedded)
-}
+use common::nats::{Nats, Worker, nats_server_binary};
 
 /// Sends `job` as JSON on `actions.run` and decodes the result.
 async fn run_json(client: &async_nats::Client, job: &Value) -> Value {
@@ -98,10 +26,11 @@ fn python_job(id: &str, code: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_run_over_nats_request_reply() {
-    let (_nats, url) = start_nats().await;
     let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let url = nats.url.clone();
     let extra = format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 4\n");
-    let (worker, _) = start_worker(dir.path(), &extra).await;
+    let worker = Worker::start(dir.path(), &extra).await;
     let client = async_nats::connect(&url).await.unwrap();
     let code = "def execute_action(c):\n    return {'double': c['args']['x'] * 2, 'test': c['job']['test']}\n";
 
@@ -202,16 +131,7 @@ async fn jobs_run_over_nats_request_reply() {
         .unwrap();
     let ping: Value = serde_json::from_slice(&ping.payload).unwrap();
     assert_eq!(ping["name"], "action-worker");
-    stop(worker).await;
-}
-
-async fn stop(mut child: Child) {
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    assert!(worker.terminate().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -222,8 +142,11 @@ async fn with_no_url_serve_starts_its_own_nats_server() {
         nats_server_binary().display(),
         dir.path().join("nats").display()
     );
-    let (mut child, url) = start_worker(dir.path(), &extra).await;
-    let url = url.expect("the worker names its nats-server");
+    let worker = Worker::start(dir.path(), &extra).await;
+    let url = worker
+        .embedded
+        .clone()
+        .expect("the worker names its nats-server");
     assert!(url.starts_with("nats://127.0.0.1:"), "{url}");
     let client = async_nats::connect(&url).await.unwrap();
     let code = "def execute_action(c):\n    return 'embedded'\n";
@@ -234,18 +157,7 @@ async fn with_no_url_serve_starts_its_own_nats_server() {
         "JetStream stores under nats.data_dir"
     );
     // SIGTERM stops the worker and its nats-server with it.
-    let pid = child.id().unwrap().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = worker.terminate().await;
     assert!(status.success(), "{status}");
     let mut gone = false;
     for _ in 0..100 {

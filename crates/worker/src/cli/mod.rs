@@ -1,5 +1,6 @@
 //! The subcommands besides `serve`.
 
+pub mod actions;
 pub mod inspect;
 pub mod run;
 pub mod submit;

@@ -13,8 +13,9 @@ use crate::execute::Executor;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The action: a `name.py`, or a `.toml` / `.json` definition.
-    action: PathBuf,
+    /// The action: a `name.py`, or a `.toml` / `.json` definition (`submit`: or the name of
+    /// an action in the registry).
+    pub action: PathBuf,
     /// An argument, as a string: `--arg orderId=A1` (repeatable; wins over --args-json).
     #[arg(long = "arg", value_name = "KEY=VALUE")]
     args: Vec<String>,
@@ -29,7 +30,7 @@ pub struct RunArgs {
     test: bool,
     /// The tenant the job runs for: it scopes `{{secrets.NAME}}` (SPEC §5).
     #[arg(long)]
-    tenant: Option<String>,
+    pub tenant: Option<String>,
 }
 
 fn parse_args(args: &RunArgs) -> anyhow::Result<Map<String, Value>> {
@@ -65,6 +66,12 @@ fn local_job_id() -> String {
 /// The job `run` and `submit` send: the action inline, the arguments and conversation given.
 pub fn build_job(args: &RunArgs) -> anyhow::Result<(Job, action_protocol::ActionDefinition)> {
     let action = load_action(&args.action)?;
+    let job = job_for(args, ActionRef::Inline(Box::new(action.clone())))?;
+    Ok((job, action))
+}
+
+/// A job for `action` with the arguments, conversation and tenant of `args`.
+pub fn job_for(args: &RunArgs, action: ActionRef) -> anyhow::Result<Job> {
     let conversation = match &args.conversation {
         None => None,
         Some(path) => {
@@ -82,7 +89,7 @@ pub fn build_job(args: &RunArgs) -> anyhow::Result<(Job, action_protocol::Action
     let job = Job {
         id: local_job_id(),
         tenant: args.tenant.clone(),
-        action: ActionRef::Inline(Box::new(action.clone())),
+        action,
         args: parse_args(args)?,
         conversation,
         business: None,
@@ -91,7 +98,7 @@ pub fn build_job(args: &RunArgs) -> anyhow::Result<(Job, action_protocol::Action
         timeout_ms: None,
         reply_to: None,
     };
-    Ok((job, action))
+    Ok(job)
 }
 
 /// Prints the result; exit 0 only for `ok`.

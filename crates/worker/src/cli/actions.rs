@@ -1,0 +1,114 @@
+//! `action-worker actions put FILE` / `list` / `rm NAME`: the registry, KV bucket `ACTIONS`
+//! (SPEC §6), keyed `<tenant>.<name>` or `<name>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use action_protocol::{ActionDefinition, is_valid_action_name, is_valid_tenant, load_action};
+use anyhow::{Context, bail};
+use futures_util::TryStreamExt;
+
+use crate::cli::submit::nats_url;
+use crate::config::WorkerConfig;
+use crate::registry::{self, BUCKET, Registry};
+
+#[derive(Debug, clap::Args)]
+pub struct ActionsArgs {
+    #[command(subcommand)]
+    command: ActionsCommand,
+    /// The NATS server: nats.url, else the embedded default's 127.0.0.1:<nats.embedded_port>.
+    #[arg(long, global = true)]
+    url: Option<String>,
+    /// The tenant whose actions these are; none: the actions of jobs without a tenant.
+    #[arg(long, global = true)]
+    tenant: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ActionsCommand {
+    /// Stores a definition (`name.py`, `.toml` or `.json`) under its name; prints the revision.
+    Put { file: PathBuf },
+    /// Lists the stored actions: key, revision, type, description.
+    List,
+    /// Removes an action; jobs naming it are then rejected.
+    Rm { name: String },
+}
+
+pub fn main(config: &WorkerConfig, args: ActionsArgs) -> anyhow::Result<ExitCode> {
+    if let Some(tenant) = &args.tenant
+        && !is_valid_tenant(tenant)
+    {
+        bail!("--tenant {tenant:?}: 1 to 64 letters, digits, '_' or '-'");
+    }
+    let url = nats_url(config, args.url.as_deref());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = async_nats::connect(&url).await.with_context(|| {
+            format!("cannot connect to NATS at {url}: is `action-worker serve` running?")
+        })?;
+        let js = async_nats::jetstream::new(client);
+        let tenant = args.tenant.as_deref();
+        match args.command {
+            ActionsCommand::Put { file } => {
+                let definition = load_action(&file)?;
+                Registry::open(&js, config.nats.stream_replicas).await?;
+                let store = js.get_key_value(BUCKET).await?;
+                let key = registry::key(tenant, &definition.name);
+                let value = serde_json::to_vec(&definition)?;
+                let revision = store
+                    .put(key.as_str(), value.into())
+                    .await
+                    .with_context(|| format!("cannot store {key}"))?;
+                println!("{key}: revision {revision}");
+            }
+            ActionsCommand::List => {
+                let Ok(store) = js.get_key_value(BUCKET).await else {
+                    return Ok(ExitCode::SUCCESS);
+                };
+                let mut keys: Vec<String> = store.keys().await?.try_collect().await?;
+                keys.sort();
+                for key in keys {
+                    let mine = match tenant {
+                        Some(tenant) => {
+                            key.strip_prefix(tenant).is_some_and(|r| r.starts_with('.'))
+                        }
+                        None => !key.contains('.'),
+                    };
+                    if !mine {
+                        continue;
+                    }
+                    let Some(entry) = store.entry(key.as_str()).await? else {
+                        continue;
+                    };
+                    match serde_json::from_slice::<ActionDefinition>(&entry.value) {
+                        Ok(d) => println!(
+                            "{key}\trevision {}\t{:?}\t{}",
+                            entry.revision,
+                            d.kind,
+                            d.description.lines().next().unwrap_or_default()
+                        ),
+                        Err(e) => println!("{key}\trevision {}\tinvalid: {e}", entry.revision),
+                    }
+                }
+            }
+            ActionsCommand::Rm { name } => {
+                if !is_valid_action_name(&name) {
+                    bail!("{name:?} is not an action name (^[a-z][A-Za-z0-9]{{0,63}}$)");
+                }
+                let key = registry::key(tenant, &name);
+                let store = js
+                    .get_key_value(BUCKET)
+                    .await
+                    .with_context(|| format!("no registry (KV bucket {BUCKET}) yet"))?;
+                if store.get(key.as_str()).await?.is_none() {
+                    bail!("no action {key} in the registry");
+                }
+                store.delete(key.as_str()).await?;
+                println!("{key}: removed");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,444 @@
+//! Durable jobs (SPEC §6): stream `ACTIONS_JOBS` on `<prefix>.jobs.>` (work-queue retention),
+//! consumed through the durable pull consumer `action-workers` that every replica shares;
+//! results to stream `ACTIONS_RESULTS` as `<prefix>.results.<job id>`.
+//!
+//! A job's life:
+//! 1. The worker pulls only as many messages as it has free slots.
+//! 2. If a result for the job id is already stored (a redelivery after the ack was lost, or
+//!    the same id submitted again), the job is not run: the stored result is announced again
+//!    to `reply_to` and the message acked.
+//! 3. A delivery past `max_attempts` is not run: a `failed` result is stored and the message
+//!    terminated. (The consumer's `max_deliver` is `max_attempts + 1` so that this last
+//!    delivery exists: a job that kills every worker that runs it still gets a result.)
+//! 4. Otherwise the job runs while a progress ack goes out every third of `ack_wait`.
+//! 5. The result is stored with `Nats-Msg-Id` = job id. The results stream keeps one message
+//!    per subject and refuses a second (`discard_new_per_subject`), so when two deliveries of
+//!    one job both ran (a worker cut off from NATS past `ack_wait`), the first stored result is
+//!    the result, and the later one is dropped in its favour: a job never yields two results.
+//!    Storing is retried through NATS outages until it succeeds.
+//! 6. The stored result goes to `reply_to`, then the job is acked (and the ack confirmed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use action_protocol::{Encoding, ErrorInfo, ErrorKind, Job, JobResult, Status};
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use async_nats::jetstream::message::AckKind;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
+use async_nats::jetstream::{self, Message};
+use futures_util::StreamExt;
+use tokio::sync::{OwnedSemaphorePermit, watch};
+
+use crate::config::NatsSection;
+use crate::serve::{Worker, decode};
+
+pub const JOBS_STREAM: &str = "ACTIONS_JOBS";
+pub const RESULTS_STREAM: &str = "ACTIONS_RESULTS";
+pub const CONSUMER: &str = "action-workers";
+/// How long a pull request waits for messages before the worker asks again.
+/// No idle heartbeat: async-nats 0.51's `Batch` stops polling its subscription after one
+/// (it returns `Pending` without a wake-up), which held jobs back for seconds; the batch's own
+/// timer covers a pull lost to a server restart instead.
+const PULL_EXPIRES: Duration = Duration::from_secs(3);
+/// The streams' duplicate window: a publisher's retry within it is dropped by `Nats-Msg-Id`.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// Whether `id` can end a subject: tokens of visible characters, no wildcards.
+pub fn id_is_subject_safe(id: &str) -> bool {
+    !id.is_empty()
+        && !id.split('.').any(str::is_empty)
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
+}
+
+/// The results stream's subject of a job id, or, for an id that cannot end a subject, of the
+/// stream sequence of the job's message.
+pub fn results_subject(prefix: &str, id: Option<&str>, sequence: u64) -> String {
+    match id {
+        Some(id) if id_is_subject_safe(id) => format!("{prefix}.results.{id}"),
+        _ => format!("{prefix}.results._seq.{sequence}"),
+    }
+}
+
+/// The streams and the consumer, created if absent. What exists is used as it is.
+pub struct Durable {
+    pub jobs: PullConsumer,
+    pub results: stream::Stream,
+    pub js: jetstream::Context,
+    pub prefix: String,
+    pub ack_wait: Duration,
+    /// Deliveries that are run (the consumer's `max_deliver` minus one).
+    pub max_attempts: u32,
+}
+
+impl Durable {
+    pub async fn setup(js: &jetstream::Context, config: &NatsSection) -> anyhow::Result<Self> {
+        let prefix = &config.subject_prefix;
+        let jobs_stream = js
+            .get_or_create_stream(stream::Config {
+                name: JOBS_STREAM.into(),
+                description: Some("action-worker: durable action jobs".into()),
+                subjects: vec![format!("{prefix}.jobs.>")],
+                retention: RetentionPolicy::WorkQueue,
+                duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: config.stream_replicas,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| {
+                format!("cannot create or open the stream {JOBS_STREAM} (is JetStream enabled on the server?)")
+            })?;
+        let results = js
+            .get_or_create_stream(stream::Config {
+                name: RESULTS_STREAM.into(),
+                description: Some("action-worker: one result per job id".into()),
+                subjects: vec![format!("{prefix}.results.>")],
+                retention: RetentionPolicy::Limits,
+                max_messages_per_subject: 1,
+                discard: DiscardPolicy::New,
+                discard_new_per_subject: true,
+                max_age: Duration::from_secs(config.results_max_age_s),
+                duplicate_window: DUPLICATE_WINDOW,
+                allow_direct: true,
+                num_replicas: config.stream_replicas,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("cannot create or open the stream {RESULTS_STREAM}"))?;
+        let ack_wait = Duration::from_millis(config.ack_wait_ms);
+        let jobs: PullConsumer = jobs_stream
+            .get_or_create_consumer(
+                CONSUMER,
+                pull::Config {
+                    durable_name: Some(CONSUMER.into()),
+                    description: Some("action-worker replicas".into()),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait,
+                    max_deliver: i64::from(config.max_attempts) + 1,
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .with_context(|| format!("cannot create or open the consumer {CONSUMER}"))?;
+        let info = jobs.cached_info();
+        let max_deliver = info.config.max_deliver;
+        let ack_wait = info.config.ack_wait;
+        let max_attempts = if max_deliver > 1 {
+            u32::try_from(max_deliver - 1).unwrap_or(u32::MAX)
+        } else {
+            config.max_attempts
+        };
+        if max_attempts != config.max_attempts {
+            tracing::warn!(
+                max_deliver,
+                configured = config.max_attempts,
+                "the existing consumer {CONSUMER} allows {max_attempts} runs of a job; it is used as it is"
+            );
+        }
+        Ok(Self {
+            jobs,
+            results,
+            js: js.clone(),
+            prefix: prefix.clone(),
+            ack_wait,
+            max_attempts,
+        })
+    }
+
+    /// The stored result of `subject`, if any, with its encoding.
+    async fn stored(&self, subject: &str) -> anyhow::Result<Option<(Encoding, bytes::Bytes)>> {
+        use async_nats::jetstream::stream::DirectGetErrorKind;
+        match self.results.direct_get_last_for_subject(subject).await {
+            Ok(message) => {
+                let content_type = message.headers.get("Content-Type").map(|v| v.as_str());
+                let encoding = Encoding::from_content_type(content_type).unwrap_or(Encoding::Json);
+                Ok(Some((encoding, message.payload)))
+            }
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot read {subject} from {RESULTS_STREAM}: {e}"
+            )),
+        }
+    }
+
+    /// Stores `result` unless a result of the job is stored already; returns the stored one.
+    /// Retried through outages until it succeeds (or the process ends).
+    async fn store(
+        &self,
+        subject: &str,
+        encoding: Encoding,
+        result: &JobResult,
+    ) -> (Encoding, bytes::Bytes) {
+        let payload = bytes::Bytes::from(encoding.encode(result));
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", result.job_id.as_str());
+            headers.insert("Content-Type", encoding.content_type());
+            let sent = match self
+                .js
+                .publish_with_headers(subject.to_string(), headers, payload.clone())
+                .await
+            {
+                Ok(ack) => ack.await.map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow::Error::from(e)),
+            };
+            match sent {
+                Ok(ack) if !ack.duplicate => return (encoding, payload),
+                // Stored before (a duplicate within the window, or refused as a second
+                // message of the subject): the stored one stands.
+                outcome => match self.stored(subject).await {
+                    Ok(Some(stored)) => return stored,
+                    Ok(None) | Err(_) => {
+                        if let Err(error) = outcome {
+                            tracing::warn!(job_id = %result.job_id, %error, "cannot store the result yet; retrying");
+                        }
+                    }
+                },
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+/// Pulls jobs while the worker has free slots, until `stop` turns true. Messages that arrive
+/// for a pull after the stop are handed back at once (nak) for another replica.
+pub async fn pull_loop(
+    worker: Arc<Worker>,
+    durable: Arc<Durable>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let first = tokio::select! {
+            permit = worker.slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let wanted = 1 + worker.slots.available_permits().min(255);
+        let batch = durable
+            .jobs
+            .batch()
+            .max_messages(wanted)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await;
+        let mut batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(%error, "cannot pull jobs; retrying");
+                drop(first);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        pause = Duration::from_millis(100);
+        let mut first = Some(first);
+        let mut stopping = false;
+        loop {
+            let next = tokio::select! {
+                next = batch.next() => Pulled::Message(next),
+                _ = stop.changed(), if !stopping => Pulled::Stop,
+            };
+            let next = match next {
+                Pulled::Stop => {
+                    stopping = true;
+                    continue;
+                }
+                Pulled::Message(None) => break,
+                Pulled::Message(Some(next)) => next,
+            };
+            let message = match next {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::debug!(%error, "pull ended");
+                    break;
+                }
+            };
+            if stopping {
+                let _ = message.ack_with(AckKind::Nak(None)).await;
+                continue;
+            }
+            let permit = match first.take() {
+                Some(permit) => permit,
+                None => match worker.slots.clone().acquire_owned().await {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            tokio::spawn(handle(worker.clone(), durable.clone(), message, permit));
+        }
+        if stopping {
+            return;
+        }
+    }
+}
+
+enum Pulled<T> {
+    Message(Option<T>),
+    Stop,
+}
+
+async fn handle(
+    worker: Arc<Worker>,
+    durable: Arc<Durable>,
+    message: Message,
+    _slot: OwnedSemaphorePermit,
+) {
+    let (delivered, sequence) = match message.info() {
+        Ok(info) => (
+            u32::try_from(info.delivered).unwrap_or(u32::MAX),
+            info.stream_sequence,
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "a job message without delivery information; terminated");
+            let _ = message.ack_with(AckKind::Term).await;
+            return;
+        }
+    };
+    let msg_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string());
+    let (encoding, decoded) = decode(&message.payload, message.headers.as_ref());
+    let job = decoded.and_then(|job| {
+        job.validate().map_err(|e| e.to_string())?;
+        if !id_is_subject_safe(&job.id) {
+            return Err(format!(
+                "id: {:?} cannot be used in the result's subject {}.results.<id> (no spaces, \
+                 '*', '>' or empty tokens)",
+                job.id, durable.prefix
+            ));
+        }
+        Ok(job)
+    });
+    let job = match job {
+        Ok(job) => job,
+        Err(problem) => {
+            let id = msg_id.as_deref().unwrap_or_default();
+            let subject = results_subject(&durable.prefix, Some(id), sequence);
+            let mut result = JobResult::rejected(id, "", problem);
+            result.attempt = delivered;
+            result.worker = worker.executor.worker_id.clone();
+            tracing::info!(%subject, "durable job rejected");
+            durable.store(&subject, encoding, &result).await;
+            let _ = message.double_ack().await;
+            return;
+        }
+    };
+    let subject = results_subject(&durable.prefix, Some(&job.id), sequence);
+    match durable.stored(&subject).await {
+        Ok(Some(stored)) => {
+            tracing::info!(job_id = %job.id, delivered, "the job has a stored result; announced again, not run");
+            announce(&worker, &job, encoding, stored).await;
+            let _ = message.double_ack().await;
+            return;
+        }
+        Ok(None) => {}
+        Err(error) => {
+            // Without knowing, running could yield a second result: leave it for later.
+            tracing::warn!(job_id = %job.id, %error, "cannot check for a stored result; handed back");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await;
+            return;
+        }
+    }
+    let result = if delivered > durable.max_attempts {
+        let mut result = JobResult::empty(
+            &job.id,
+            job.action.name(),
+            Status::Failed,
+            Some(ErrorInfo::new(
+                ErrorKind::Internal,
+                format!(
+                    "delivered {delivered} times and no run finished: the worker running it \
+                     stopped or lost NATS each time (nats.max_attempts = {})",
+                    durable.max_attempts
+                ),
+            )),
+        );
+        result.attempt = delivered;
+        result.test = job.test;
+        result.worker = worker.executor.worker_id.clone();
+        result
+    } else {
+        let progress = {
+            let message = message.clone();
+            let every = (durable.ack_wait / 3).max(Duration::from_millis(100));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    let _ = message.ack_with(AckKind::Progress).await;
+                }
+            })
+        };
+        let result = worker.execute(&job, delivered).await;
+        progress.abort();
+        if result.status == Status::Failed && delivered < durable.max_attempts {
+            tracing::warn!(job_id = %job.id, delivered, "the worker failed the job; handed back for another attempt");
+            let _ = message
+                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+                .await;
+            return;
+        }
+        result
+    };
+    let last = delivered > durable.max_attempts;
+    let stored = durable.store(&subject, encoding, &result).await;
+    announce(&worker, &job, encoding, stored).await;
+    let done = if last { AckKind::Term } else { AckKind::Ack };
+    for _ in 0..5 {
+        match message.double_ack_with(done).await {
+            Ok(()) => break,
+            Err(error) => {
+                tracing::warn!(job_id = %job.id, %error, "cannot ack the job yet; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Sends the stored result to the job's `reply_to`, in the job's encoding.
+async fn announce(
+    worker: &Worker,
+    job: &Job,
+    encoding: Encoding,
+    stored: (Encoding, bytes::Bytes),
+) {
+    let Some(reply_to) = &job.reply_to else {
+        return;
+    };
+    let (stored_encoding, payload) = stored;
+    let payload = if stored_encoding == encoding {
+        payload
+    } else {
+        match stored_encoding.decode::<JobResult>(&payload) {
+            Ok(result) => encoding.encode(&result).into(),
+            Err(_) => payload,
+        }
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert("Content-Type", encoding.content_type());
+    if let Err(error) = worker
+        .client
+        .publish_with_headers(reply_to.clone(), headers, payload)
+        .await
+    {
+        tracing::warn!(job_id = %job.id, %error, "cannot send the result to reply_to");
+    }
+}

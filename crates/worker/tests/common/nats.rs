@@ -1,0 +1,153 @@
+//! A real nats-server and real `action-worker serve` processes for the NATS tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub fn nats_server_binary() -> PathBuf {
+    let local = super::root().join(".venv/bin/nats-server");
+    if local.is_file() {
+        return local;
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nats-server"))
+        .find(|p| p.is_file())
+        .expect("nats-server (make venv installs it into .venv/bin)")
+}
+
+/// A nats-server with JetStream on a free loopback port, storing under `store`.
+pub struct Nats {
+    pub url: String,
+    port: u16,
+    store: PathBuf,
+    child: Option<Child>,
+}
+
+impl Nats {
+    pub async fn start(store: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store: store.to_path_buf(),
+            child: None,
+        };
+        nats.spawn().await;
+        nats
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(nats_server_binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        for _ in 0..1000 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("nats-server did not start on port {}", self.port);
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients) and starts it again on the same
+    /// port and store.
+    pub async fn restart(&mut self, down_for: Duration) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.unwrap();
+        }
+        tokio::time::sleep(down_for).await;
+        self.spawn().await;
+    }
+}
+
+/// A running `action-worker serve`.
+pub struct Worker {
+    pub child: Child,
+    /// The URL of the nats-server it started, when it started one.
+    pub embedded: Option<String>,
+}
+
+impl Worker {
+    /// Starts `serve` with `worker.toml` in `dir` (see [`super::write_config`]) and returns
+    /// once it serves.
+    pub async fn start(dir: &Path, extra: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = super::write_config(dir, extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut embedded = None;
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) =
+                    line.strip_prefix("action-worker: started a local nats-server at ")
+                {
+                    embedded = rest.split_whitespace().next().map(str::to_string);
+                }
+                if line.contains("serving actions.run") {
+                    return;
+                }
+            }
+            panic!("the worker exited before serving");
+        });
+        ready.await.expect("the worker did not become ready");
+        // Keep reading stdout so that the worker never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, embedded }
+    }
+
+    pub fn pid(&self) -> String {
+        self.child.id().unwrap().to_string()
+    }
+
+    /// SIGKILL: the worker dies mid-whatever, as on a crash or an OOM kill.
+    pub async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// SIGTERM, and the exit status (within 30 s).
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.pid();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the worker did not stop within 30 s of SIGTERM")
+            .unwrap()
+    }
+}
