@@ -1,6 +1,8 @@
-//! Jobs over NATS request-reply through a running `action-worker serve` (the release binary),
-//! against a real nats-server on loopback: latency at one client and throughput with 16 in
-//! flight, for a trivial Python action and an API action.
+//! Jobs over NATS through a running `action-worker serve` (the release binary, on its
+//! embedded nats-server): request-reply latency at one client and throughput with 16 and 64 in
+//! flight, and durable-path throughput (a burst published to ACTIONS_JOBS, every result
+//! awaited), for a trivial Python action and an API action. The worker's CPU time per job is
+//! read from /proc.
 //!
 //!     make build && cargo bench -p action-worker --bench nats_bench    # env N (default 1000)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -62,6 +64,58 @@ async fn measure(
     )
 }
 
+/// User plus system CPU seconds of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Publishes `n` copies of `job` (fresh ids) to ACTIONS_JOBS with a reply subject, and
+/// returns jobs per second until the last result arrived.
+async fn durable_rate(
+    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
+    job: &Value,
+    n: usize,
+) -> f64 {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let start = Instant::now();
+    let mut acks = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut job = job.clone();
+        let id = format!("bench-{tag}-{}-{i}", job["action"]["name"].as_str().unwrap());
+        job["id"] = json!(id);
+        job["reply_to"] = json!(inbox);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        acks.push(
+            js.publish_with_headers("actions.jobs.bench", headers, job.to_string().into())
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    for _ in 0..n {
+        let reply = tokio::time::timeout(Duration::from_secs(60), replies.next())
+            .await
+            .unwrap()
+            .unwrap();
+        let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(result["status"], "ok", "{result}");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("N")
@@ -93,7 +147,7 @@ async fn main() {
         &config,
         format!(
             "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n\
-             [nats]\nserver_binary = \"{}\"\ndata_dir = \"{}\"\nembedded_port = 0\nmax_concurrent_jobs = 16\n",
+             [nats]\nserver_binary = \"{}\"\ndata_dir = \"{}\"\nembedded_port = 0\nmax_concurrent_jobs = 64\n",
             root.join("build/action-runtime.wasm").display(),
             root.join("data/cache").display(),
             root.join(".venv/bin/nats-server").display(),
@@ -124,17 +178,29 @@ async fn main() {
         "python": {"code": "def execute_action(context):\n    return {'ok': True}\n"}}});
     let api = json!({"id": "b", "action": {"name": "stock", "type": "api",
         "api": {"base_url": format!("http://{upstream}"), "path": "/stock/$id"}}, "args": {"id": "SKU-1"}});
+    let pid = worker.id().unwrap();
+    let js = async_nats::jetstream::new(client.clone());
     for (label, job) in [("trivial Python action", &python), ("API action", &api)] {
         measure(&client, job, n / 4, 1).await; // warm-up
+        let cpu = cpu_seconds(pid);
         let (_, p50, p99) = measure(&client, job, n, 1).await;
+        let cpu1 = (cpu_seconds(pid) - cpu) / n as f64;
         let (rate16, _, _) = measure(&client, job, n, 16).await;
+        let cpu = cpu_seconds(pid);
+        let (rate64, _, _) = measure(&client, job, n, 64).await;
+        let cpu64 = (cpu_seconds(pid) - cpu) / n as f64;
+        let durable = durable_rate(&client, &js, job, n).await;
         println!(
-            "{label:<22} 1 client: p50 {:.3} ms  p99 {:.3} ms   16 in flight: {rate16:.0} jobs/s",
+            "{label:<22} 1 client: p50 {:.3} ms  p99 {:.3} ms  worker CPU {:.2} ms/job | \
+             16 in flight: {rate16:.0} jobs/s | 64 in flight: {rate64:.0} jobs/s, worker CPU {:.2} ms/job | \
+             durable burst: {durable:.0} jobs/s",
             p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
+            p99.as_secs_f64() * 1e3,
+            cpu1 * 1e3,
+            cpu64 * 1e3,
         );
     }
-    let pid = worker.id().unwrap().to_string();
+    let pid = pid.to_string();
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status();
