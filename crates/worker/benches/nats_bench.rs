@@ -67,7 +67,12 @@ async fn measure(
 /// User plus system CPU seconds of process `pid` so far.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -91,7 +96,10 @@ async fn durable_rate(
     let mut acks = Vec::with_capacity(n);
     for i in 0..n {
         let mut job = job.clone();
-        let id = format!("bench-{tag}-{}-{i}", job["action"]["name"].as_str().unwrap());
+        let id = format!(
+            "bench-{tag}-{}-{i}",
+            job["action"]["name"].as_str().unwrap()
+        );
         job["id"] = json!(id);
         job["reply_to"] = json!(inbox);
         let mut headers = async_nats::HeaderMap::new();
@@ -146,7 +154,7 @@ async fn main() {
     std::fs::write(
         &config,
         format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n\
+            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n\
              [nats]\nserver_binary = \"{}\"\ndata_dir = \"{}\"\nembedded_port = 0\nmax_concurrent_jobs = 64\n",
             root.join("build/action-runtime.wasm").display(),
             root.join("data/cache").display(),

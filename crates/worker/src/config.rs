@@ -1,12 +1,16 @@
-//! `worker.toml`: every key, its default, and the check that names a wrong one.
+//! `worker.toml`: every key, its default, and the check that names a wrong one; environment
+//! variables `ACTION_WORKER__<SECTION>__<KEY>` override keys ([`env`]).
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use action_sandbox::{JobLimits, SandboxConfig};
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+pub mod env;
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     pub runtime: RuntimeConfig,
@@ -16,10 +20,73 @@ pub struct WorkerConfig {
     pub llm: LlmSection,
     pub sheets: SheetsSection,
     pub nats: NatsSection,
+    pub admin: AdminSection,
+    pub log: LogSection,
+}
+
+/// `[admin]`: the admin HTTP port of `serve`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (`host:port`; port 0: any free
+    /// port, printed at start); empty: no admin port.
+    pub listen: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+impl AdminSection {
+    /// The address to bind, or `None` when the admin port is off.
+    pub fn address(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "admin.listen: {:?} is not an address such as \"0.0.0.0:9464\"",
+                self.listen
+            )
+        })
+    }
+}
+
+/// The log format on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[log]`: logs on stderr, through `tracing`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `action_worker=debug,warn`… The environment
+    /// variable `ACTION_WORKER_LOG`, when set, wins.
+    pub level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
 }
 
 /// `[nats]`: where jobs come from (SPEC §6).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSection {
     /// The NATS server, e.g. `nats://nats.internal:4222`. Unset: `serve` starts a local
@@ -51,6 +118,58 @@ pub struct NatsSection {
     /// On SIGTERM/SIGINT: how long in-flight jobs may take to finish before the worker exits
     /// and leaves them to redelivery.
     pub shutdown_grace_ms: u64,
+    // How the worker proves who it is: at most one of the four methods ([`crate::connect`]
+    // checks the combinations). None: no authentication, as the embedded server wants.
+    /// A `.creds` file (user JWT and NKey seed), as `nsc` writes it: decentralised auth.
+    pub credentials_file: Option<PathBuf>,
+    /// A file holding a user NKey seed (`SU…`); the server lists the public key.
+    pub nkey_seed_file: Option<PathBuf>,
+    /// A token, inline; prefer `token_env`.
+    pub token: Option<Secret>,
+    /// The environment variable holding the token.
+    pub token_env: Option<String>,
+    /// A user name, with `password` or `password_env`.
+    pub user: Option<String>,
+    /// The password, inline; prefer `password_env`.
+    pub password: Option<Secret>,
+    /// The environment variable holding the password.
+    pub password_env: Option<String>,
+    /// Refuse a connection without TLS. Also implied by a `tls://` URL and by any `tls_*` file.
+    pub tls_required: bool,
+    /// PEM file of the CA(s) that signed the server's certificate; replaces the system roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that verify clients (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+/// A configured secret (a NATS token or password). It reaches the connection alone: `Debug`
+/// and `Serialize` (what `check-config` prints) show `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
 }
 
 impl Default for NatsSection {
@@ -68,12 +187,23 @@ impl Default for NatsSection {
             results_max_age_s: 86_400,
             stream_replicas: 1,
             shutdown_grace_ms: 30_000,
+            credentials_file: None,
+            nkey_seed_file: None,
+            token: None,
+            token_env: None,
+            user: None,
+            password: None,
+            password_env: None,
+            tls_required: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
 
 /// `[sheets]`: Google Sheets for `add_google_sheets_row`. Unset: not configured.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SheetsSection {
     /// The service-account key (JSON, as Google issues it). Keep it readable by the worker alone.
@@ -122,7 +252,7 @@ impl SheetsSection {
 
 /// `[llm]`: the OpenAI-compatible endpoint behind `llm_classify_*`. Unset: not configured,
 /// and the helpers fail (or return their fallback) with a message that says so.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LlmSection {
     pub base_url: Option<String>,
@@ -175,7 +305,7 @@ impl LlmSection {
 }
 
 /// `[secrets]`: where `{{secrets.NAME}}` references are resolved from.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsSection {
     /// A TOML file of `[[secret]]` entries (see `docs/security.md`); none by default.
@@ -183,7 +313,7 @@ pub struct SecretsSection {
 }
 
 /// `[egress]`: every outbound HTTP request (SPEC §7).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressSection {
     /// Internal ranges opened on purpose, e.g. `["10.20.0.0/16"]`. Empty: none.
@@ -236,7 +366,7 @@ impl EgressSection {
 }
 
 /// `[runtime]`: the Python runtime component and the instance pool.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// The component built by `make runtime`; relative paths are taken from the working directory.
@@ -267,7 +397,7 @@ impl Default for RuntimeConfig {
 }
 
 /// `[limits]` are the defaults of every job; `[limits.max]` caps what an action may ask for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     #[serde(flatten)]
@@ -291,7 +421,7 @@ impl Default for LimitsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitValues {
     pub timeout_ms: u64,
@@ -351,24 +481,77 @@ impl LimitValues {
 }
 
 impl WorkerConfig {
-    /// Reads `path`; a missing file at the default path means all defaults.
+    /// Reads `path` with the `ACTION_WORKER__…` environment variables over it (see
+    /// [`env`]); a missing file at the default path means all defaults.
     pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
+        Self::load_with_env(path, explicit, std::env::vars_os()).map(|(config, _)| config)
+    }
+
+    /// [`Self::load`] with the environment given, returning the names of the variables
+    /// that went into the configuration as well.
+    pub fn load_with_env(
+        path: &Path,
+        explicit: bool,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Self::default());
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
             Err(e) => {
                 return Err(e)
                     .with_context(|| format!("cannot read the configuration {}", path.display()));
             }
         };
-        let config: Self = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        config
-            .validate()
-            .with_context(|| format!("{}: invalid configuration", path.display()))?;
-        Ok(config)
+        Self::from_text(&text, &path.display().to_string(), vars)
+    }
+
+    /// The configuration in `text` (from `origin`, for messages) with the environment's
+    /// overrides merged into it, deserialised and validated. Every error names the key, and
+    /// the variable when one set it.
+    pub fn from_text(
+        text: &str,
+        origin: &str,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> anyhow::Result<(Self, Vec<String>)> {
+        let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("{origin}: {}", e.to_string().trim_end())
+        })?;
+        let overrides = env::overrides(vars)?;
+        let mut table = file.clone();
+        for o in &overrides {
+            env::apply(&mut table, o)?;
+        }
+        let config = Self::deserialize(table).map_err(|e| {
+            // Every override was checked alone, so the wrong key is the file's: name it, and
+            // its line when the file alone shows it.
+            let line = toml::from_str::<Self>(text)
+                .err()
+                .and_then(|e| e.span())
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!(", line {line}")
+                })
+                .unwrap_or_default();
+            let named =
+                env::first_bad_key(&file).unwrap_or_else(|| e.message().trim_end().to_string());
+            anyhow::anyhow!("{origin}{line}: {named}")
+        })?;
+        let vars: Vec<String> = overrides.into_iter().map(|o| o.var).collect();
+        // One message, not a chain, so that any rendering of it names the key.
+        config.validate().map_err(|e| {
+            let from_env = if vars.is_empty() {
+                String::new()
+            } else {
+                format!(" with {} from the environment", vars.join(", "))
+            };
+            anyhow::anyhow!("{origin}{from_env}: invalid configuration: {e:#}")
+        })?;
+        Ok((config, vars))
+    }
+
+    /// The effective configuration as TOML, for `check-config`: secrets show `[redacted]`.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        toml::to_string_pretty(self).context("cannot print the configuration as TOML")
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -408,6 +591,13 @@ impl WorkerConfig {
         {
             bail!("nats.subject_prefix: {prefix:?} is not a subject prefix such as \"actions\"");
         }
+        self.admin.address()?;
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            bail!(
+                "log.level: {:?} is not a tracing filter such as \"info\"",
+                self.log.level
+            );
+        }
         let n = &self.nats;
         if n.ack_wait_ms < 1000 {
             bail!("nats.ack_wait_ms: {} is under 1000", n.ack_wait_ms);
@@ -427,6 +617,7 @@ impl WorkerConfig {
                 n.stream_replicas
             );
         }
+        crate::connect::check(n)?;
         let r = &self.runtime;
         if r.max_instances == 0 {
             bail!("runtime.max_instances: must be at least 1");
@@ -465,9 +656,18 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> anyhow::Result<WorkerConfig> {
-        let config: WorkerConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
-        config.validate()?;
-        Ok(config)
+        with_env(text, &[])
+    }
+
+    fn with_env(text: &str, vars: &[(&str, &str)]) -> anyhow::Result<WorkerConfig> {
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        WorkerConfig::from_text(text, "worker.toml", vars).map(|(config, _)| config)
+    }
+
+    fn error(result: anyhow::Result<WorkerConfig>) -> String {
+        format!("{:#}", result.unwrap_err())
     }
 
     #[test]
@@ -500,5 +700,89 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("runtime.warm_instances"), "{err}");
+        // Type errors and unknown keys name the dotted key and the line, nested tables too.
+        let err = error(parse("[nats]\nurl = \"n\"\n\n[limits.max]\nfuel = \"x\"\n"));
+        assert!(
+            err.starts_with("worker.toml, line 5: limits.max.fuel: invalid type: string"),
+            "{err}"
+        );
+        let err = error(parse("[limits]\nfuel_budget = 3\n"));
+        assert!(
+            err.starts_with("worker.toml, line 1: unknown key limits.fuel_budget"),
+            "{err}"
+        );
+        let err = error(parse("[nats]\nmax_concurrent_jobs = 0\n"));
+        assert!(err.contains("nats.max_concurrent_jobs"), "{err}");
+        let err = error(parse("[egress]\nallow_private_cidrs = [\"ten\"]\n"));
+        assert!(err.contains("egress.allow_private_cidrs[0]"), "{err}");
+        let err = error(parse("[llm]\nmodel = \"m\"\n"));
+        assert!(err.contains("llm.base_url"), "{err}");
+        let err = error(parse(
+            "[nats]\nuser = \"u\"\ntoken = \"t\"\npassword = \"p\"\n",
+        ));
+        assert!(err.contains("nats.token and nats.user"), "{err}");
+        let err = error(parse("[nats]\nurl = 1\n"));
+        assert!(err.contains("nats.url: invalid type"), "{err}");
+        let err = error(parse("[nats\nurl = 1\n"));
+        assert!(err.contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        let config = with_env(
+            "[nats]\nurl = \"nats://file:4222\"\nmax_concurrent_jobs = 3\n",
+            &[
+                ("ACTION_WORKER__NATS__URL", "nats://env:4222"),
+                ("ACTION_WORKER__LIMITS__MAX__FUEL", "60000000000"),
+                (
+                    "ACTION_WORKER__EGRESS__ALLOW_PRIVATE_CIDRS",
+                    r#"["10.0.0.0/8"]"#,
+                ),
+                ("ACTION_WORKER__NATS__DURABLE", "false"),
+                ("ACTION_WORKER_LOG", "debug"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.nats.url.as_deref(), Some("nats://env:4222"));
+        assert_eq!(config.nats.max_concurrent_jobs, 3);
+        assert_eq!(config.limits.max.fuel, 60_000_000_000);
+        assert_eq!(config.egress.allow_private_cidrs, ["10.0.0.0/8"]);
+        assert!(!config.nats.durable);
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable_and_the_key() {
+        let err = error(with_env("", &[("ACTION_WORKER__NATS__URLL", "x")]));
+        assert_eq!(err, "ACTION_WORKER__NATS__URLL: unknown key nats.urll");
+        let err = error(with_env("", &[("ACTION_WORKER__LIMITS__MEMORY_MB", "0")]));
+        assert!(
+            err.starts_with(
+                "worker.toml with ACTION_WORKER__LIMITS__MEMORY_MB from the environment: \
+                 invalid configuration: limits.memory_mb"
+            ),
+            "{err}"
+        );
+        let err = error(with_env("", &[("ACTION_WORKER__NATS__MAX_ATTEMPTS", "-1")]));
+        assert!(
+            err.starts_with("ACTION_WORKER__NATS__MAX_ATTEMPTS: nats.max_attempts:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_printed_configuration_redacts_secrets() {
+        let config = with_env(
+            "[nats]\nuser = \"worker\"\npassword = \"hunter2\"\n",
+            &[("ACTION_WORKER__NATS__URL", "nats://env:4222")],
+        )
+        .unwrap();
+        let text = config.to_toml().unwrap();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("password = \"[redacted]\""), "{text}");
+        assert!(text.contains("url = \"nats://env:4222\""), "{text}");
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let config = with_env("", &[("ACTION_WORKER__NATS__TOKEN", "s3cret")]).unwrap();
+        assert!(!config.to_toml().unwrap().contains("s3cret"));
+        assert_eq!(config.nats.token.unwrap().expose(), "s3cret");
     }
 }

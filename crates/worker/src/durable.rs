@@ -19,7 +19,7 @@
 //! 6. The stored result goes to `reply_to`, then the job is acked (and the ack confirmed).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use action_protocol::{Encoding, ErrorInfo, ErrorKind, Job, JobResult, Status};
 use anyhow::Context;
@@ -30,6 +30,7 @@ use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 use async_nats::jetstream::{self, Message};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, watch};
+use tracing::Instrument;
 
 use crate::config::NatsSection;
 use crate::serve::{Worker, decode};
@@ -218,14 +219,16 @@ pub async fn pull_loop(
         if *stop.borrow() {
             return;
         }
-        let first = tokio::select! {
-            permit = worker.slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
+        // Wait for a free slot without keeping it: request-reply jobs may take it meanwhile,
+        // and a message that finds no slot waits for one (at most `wanted` of them).
+        tokio::select! {
+            permit = worker.slots.acquire() => match permit {
+                Ok(permit) => drop(permit),
                 Err(_) => return,
             },
             _ = stop.changed() => return,
         };
-        let wanted = 1 + worker.slots.available_permits().min(255);
+        let wanted = worker.slots.available_permits().clamp(1, 256);
         let batch = durable
             .jobs
             .batch()
@@ -237,14 +240,12 @@ pub async fn pull_loop(
             Ok(batch) => batch,
             Err(error) => {
                 tracing::warn!(%error, "cannot pull jobs; retrying");
-                drop(first);
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
                 continue;
             }
         };
         pause = Duration::from_millis(100);
-        let mut first = Some(first);
         let mut stopping = false;
         loop {
             let next = tokio::select! {
@@ -270,12 +271,8 @@ pub async fn pull_loop(
                 let _ = message.ack_with(AckKind::Nak(None)).await;
                 continue;
             }
-            let permit = match first.take() {
-                Some(permit) => permit,
-                None => match worker.slots.clone().acquire_owned().await {
-                    Ok(permit) => permit,
-                    Err(_) => return,
-                },
+            let Ok(permit) = worker.slots.clone().acquire_owned().await else {
+                return;
             };
             tokio::spawn(handle(worker.clone(), durable.clone(), message, permit));
         }
@@ -294,8 +291,27 @@ async fn handle(
     worker: Arc<Worker>,
     durable: Arc<Durable>,
     message: Message,
+    slot: OwnedSemaphorePermit,
+) {
+    let msg_id = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
+    handle_job(worker, durable, message, slot)
+        .instrument(span)
+        .await;
+}
+
+async fn handle_job(
+    worker: Arc<Worker>,
+    durable: Arc<Durable>,
+    message: Message,
     _slot: OwnedSemaphorePermit,
 ) {
+    let started = Instant::now();
     let (delivered, sequence) = match message.info() {
         Ok(info) => (
             u32::try_from(info.delivered).unwrap_or(u32::MAX),
@@ -332,15 +348,20 @@ async fn handle(
             let mut result = JobResult::rejected(id, "", problem);
             result.attempt = delivered;
             result.worker = worker.executor.worker_id.clone();
-            tracing::info!(%subject, "durable job rejected");
+            tracing::info!(%subject, error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(), "durable job rejected");
+            crate::metrics::global().job("durable", "none", &result, started.elapsed());
             durable.store(&subject, encoding, &result).await;
             let _ = message.double_ack().await;
             return;
         }
     };
+    if delivered > 1 {
+        crate::metrics::global().redelivered();
+    }
     let subject = results_subject(&durable.prefix, Some(&job.id), sequence);
     match durable.stored(&subject).await {
         Ok(Some(stored)) => {
+            crate::metrics::global().reannounced();
             tracing::info!(job_id = %job.id, delivered, "the job has a stored result; announced again, not run");
             announce(&worker, &job, encoding, stored).await;
             let _ = message.double_ack().await;
@@ -373,6 +394,8 @@ async fn handle(
         result.attempt = delivered;
         result.test = job.test;
         result.worker = worker.executor.worker_id.clone();
+        tracing::warn!(delivered, "no attempt finished; the job ends failed");
+        crate::metrics::global().job("durable", "none", &result, started.elapsed());
         result
     } else {
         let progress = {
@@ -387,7 +410,7 @@ async fn handle(
                 }
             })
         };
-        let result = worker.execute(&job, delivered).await;
+        let result = worker.execute(&job, delivered, "durable", started).await;
         progress.abort();
         if result.status == Status::Failed && delivered < durable.max_attempts {
             tracing::warn!(job_id = %job.id, delivered, "the worker failed the job; handed back for another attempt");

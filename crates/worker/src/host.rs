@@ -257,8 +257,13 @@ impl ActionHost for JobHost {
                 allowed_hosts: &self.allowed_hosts,
                 secrets: Some((&self.secrets, self.tenant.as_deref())),
             };
+            let host = url::Url::parse(&outbound.url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "-".into());
             let result = self.egress.send(outbound, options).await;
             entry.ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            record_egress(&host, &result);
             let result = match result {
                 Ok(response) => {
                     entry.status = Some(response.status);
@@ -288,6 +293,32 @@ impl ActionHost for JobHost {
             result
         })
     }
+}
+
+/// Counts one outbound request in the metrics: by host and status class or failure, and a
+/// denial by its rule.
+fn record_egress(
+    host: &str,
+    result: &Result<action_egress::InboundResponse, action_egress::EgressError>,
+) {
+    use action_egress::EgressError;
+    let outcome = match result {
+        Ok(response) => match response.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        },
+        Err(EgressError::Denied { .. }) => "denied",
+        Err(EgressError::Timeout(_)) => "timeout",
+        Err(EgressError::ResponseTooLarge { .. }) => "too_large",
+        Err(EgressError::TooManyRedirects(_)) => "too_many_redirects",
+        Err(EgressError::InvalidRequest(_)) => "invalid",
+        Err(EgressError::Connection(_)) => "error",
+    };
+    let rule = result.as_ref().err().and_then(EgressError::rule);
+    crate::metrics::global().egress(host, outcome, rule);
 }
 
 #[cfg(test)]

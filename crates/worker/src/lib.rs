@@ -3,13 +3,16 @@
 //! The binary (`src/main.rs`) only parses the command line and installs logging; the
 //! benchmarks drive [`execute::Executor`] directly.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod connect;
 pub mod durable;
 pub mod embedded;
 pub mod execute;
 pub mod host;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod secrets;
 pub mod serve;

@@ -33,40 +33,80 @@ enum Command {
     Actions(cli::actions::ActionsArgs),
     /// Prints an action's name, description, arguments and LLM tool definition.
     Inspect(cli::inspect::InspectArgs),
-    /// Checks the configuration and exits.
+    /// Checks the configuration (the file and ACTION_WORKER__<SECTION>__<KEY> variables) and
+    /// prints the effective one, secrets redacted; starts nothing.
     CheckConfig,
     /// Compiles the Python runtime into the compile cache and exits.
     Precompile,
 }
 
+/// `check-config`: the configuration loaded and validated (or `main` printed the error);
+/// print where it came from and what it is. Secrets print as `[redacted]`.
+fn check_config(
+    path: &std::path::Path,
+    config: &config::WorkerConfig,
+    env_vars: &[String],
+) -> anyhow::Result<ExitCode> {
+    let from_env = if env_vars.is_empty() {
+        String::new()
+    } else {
+        format!(" (with {} from the environment)", env_vars.join(", "))
+    };
+    let text = config.to_toml()?;
+    println!(
+        "{}: ok{from_env}\n# The effective configuration; secrets redacted.\n{text}",
+        path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs on stderr: `serve` by `[log]` (`info`, text or JSON), the other commands at `warn`;
+/// `ACTION_WORKER_LOG` overrides the filter for all.
+fn init_logging(log: Option<&config::LogSection>) {
+    use tracing_subscriber::EnvFilter;
+    let level = log.map(|l| l.level.as_str()).unwrap_or("warn");
+    let filter =
+        EnvFilter::try_from_env("ACTION_WORKER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if log.is_some_and(|l| l.format == config::LogFormat::Json) {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ACTION_WORKER_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
-    let result =
-        config::WorkerConfig::load(&cli.config, explicit).and_then(|config| match cli.command {
-            Command::Serve => tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(action_worker::serve::serve(&config)))
-                .map(|()| ExitCode::SUCCESS),
-            Command::Run(args) => cli::run::main(&config, args),
-            Command::Submit(args) => cli::submit::main(&config, args),
-            Command::Actions(args) => cli::actions::main(&config, args),
-            Command::Inspect(args) => cli::inspect::main(args),
-            Command::CheckConfig => {
-                println!("{}: ok", cli.config.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            Command::Precompile => cli::run::precompile(&config),
-        });
+    let loaded = config::WorkerConfig::load_with_env(&cli.config, explicit, std::env::vars_os());
+    let serving = matches!(cli.command, Command::Serve);
+    init_logging(
+        loaded
+            .as_ref()
+            .ok()
+            .filter(|_| serving)
+            .map(|(config, _)| &config.log),
+    );
+    let result = loaded.and_then(|(config, env_vars)| match cli.command {
+        Command::Serve => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(action_worker::serve::serve(&config)))
+            .map(|()| ExitCode::SUCCESS),
+        Command::Run(args) => cli::run::main(&config, args),
+        Command::Submit(args) => cli::submit::main(&config, args),
+        Command::Actions(args) => cli::actions::main(&config, args),
+        Command::Inspect(args) => cli::inspect::main(args),
+        Command::CheckConfig => check_config(&cli.config, &config, &env_vars),
+        Command::Precompile => cli::run::precompile(&config),
+    });
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -10,14 +10,15 @@
 //! leave the rest to redelivery, stop the embedded nats-server.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use action_protocol::{ActionRef, Encoding, Job, JobResult};
+use action_protocol::{ActionDefinition, ActionKind, ActionRef, Encoding, Job, JobResult};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::service::{Request, ServiceExt};
 use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::config::{NatsSection, WorkerConfig};
 use crate::durable::{Durable, pull_loop};
@@ -34,10 +35,35 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Runs a decoded, valid job: its own definition, or the registry's under its tenant.
-    pub async fn execute(&self, job: &Job, attempt: u32) -> JobResult {
+    /// Runs a decoded, valid job (its own definition, or the registry's under its tenant) and
+    /// counts it in the metrics; `path` is `request_reply` or `durable`.
+    pub async fn execute(
+        &self,
+        job: &Job,
+        attempt: u32,
+        path: &'static str,
+        started: Instant,
+    ) -> JobResult {
+        let (kind, result) = self.resolve_and_run(job, attempt).await;
+        tracing::debug!(
+            status = ?result.status,
+            wall_ms = result.stats.wall_ms,
+            fuel = result.stats.fuel_used,
+            "job finished"
+        );
+        crate::metrics::global().job(path, kind, &result, started.elapsed());
+        result
+    }
+
+    async fn resolve_and_run(&self, job: &Job, attempt: u32) -> (&'static str, JobResult) {
+        let kind = |action: &ActionDefinition| match action.kind {
+            ActionKind::Python => "python",
+            ActionKind::Api => "api",
+        };
         let mut result = match &job.action {
-            ActionRef::Inline(action) => return self.executor.run(job, action, attempt).await,
+            ActionRef::Inline(action) => {
+                return (kind(action), self.executor.run(job, action, attempt).await);
+            }
             ActionRef::Named { name, revision } => match &self.registry {
                 None => JobResult::rejected(
                     &job.id,
@@ -49,7 +75,12 @@ impl Worker {
                         .resolve(job.tenant.as_deref(), name, *revision)
                         .await
                     {
-                        Ok((_, action)) => return self.executor.run(job, &action, attempt).await,
+                        Ok((_, action)) => {
+                            return (
+                                kind(&action),
+                                self.executor.run(job, &action, attempt).await,
+                            );
+                        }
                         Err(message) => JobResult::rejected(&job.id, name, message),
                     }
                 }
@@ -58,31 +89,59 @@ impl Worker {
         result.test = job.test;
         result.attempt = attempt;
         result.worker = self.executor.worker_id.clone();
-        result
+        ("none", result)
     }
 }
 
-/// Connects as `nats` says, logging disconnections and reconnections; the client
-/// reconnects on its own for as long as the worker runs.
-pub async fn connect(url: &str, _nats: &NatsSection) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .name("action-worker")
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("connected to NATS"),
-                async_nats::Event::Disconnected => {
-                    tracing::warn!("disconnected from NATS; reconnecting")
-                }
-                other => tracing::info!(event = %other, "NATS"),
-            }
-        })
-        .connect(url)
-        .await
-        .with_context(|| format!("cannot connect to NATS at {url}"))
+/// Connects as `nats` says (credentials, TLS: [`crate::connect`]), logging disconnections and
+/// reconnections; the client reconnects on its own for as long as the worker runs.
+pub async fn connect(url: &str, nats: &NatsSection) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new().name("action-worker");
+    Ok(crate::connect::connect(url, nats, options).await?)
+}
+
+/// Runs one trivial Python job, so that a worker reports ready only with a runtime that runs.
+async fn warm_up(executor: &Executor) -> anyhow::Result<()> {
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "id": "warm-up",
+        "action": {"name": "warmUp", "type": "python",
+                   "python": {"code": "def execute_action(context):\n    return 'ready'\n"}},
+    }))?;
+    let ActionRef::Inline(action) = &job.action else {
+        anyhow::bail!("the warm-up job is not inline");
+    };
+    let result = executor.run(&job, action, 1).await;
+    if result.status != action_protocol::Status::Ok {
+        anyhow::bail!(
+            "the Python runtime failed its warm-up job: {:?} {}",
+            result.status,
+            result.error.map(|e| e.message).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
-    let executor = Arc::new(Executor::from_config(config, None)?);
+    let status = Arc::new(crate::admin::Status::default());
+    if let Some(listen) = config.admin.address()? {
+        let bound = crate::admin::start(listen, status.clone()).await?;
+        say(format!(
+            "action-worker: admin on http://{bound} (/healthz, /readyz, /metrics)"
+        ));
+    }
+    // Loading the runtime may compile it (seconds on a cold cache): off the async threads,
+    // so that the admin port answers meanwhile.
+    let executor = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || Executor::from_config(&config, None))
+            .await
+            .context("the runtime loader stopped")??
+    };
+    let executor = Arc::new(executor);
+    warm_up(&executor).await?;
+    status
+        .warm
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let embedded = match &config.nats.url {
         Some(_) => None,
         None => Some(EmbeddedServer::start(&config.nats).await?),
@@ -100,6 +159,7 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
         ));
     }
     let client = connect(&url, &config.nats).await?;
+    let _ = status.client.set(client.clone());
     let js = async_nats::jetstream::new(client.clone());
     let registry = match Registry::open(&js, config.nats.stream_replicas).await {
         Ok(registry) => {
@@ -126,6 +186,9 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
         None
     };
     let slots = Arc::new(Semaphore::new(config.nats.max_concurrent_jobs));
+    let _ = status
+        .slots
+        .set((slots.clone(), config.nats.max_concurrent_jobs));
     let worker = Arc::new(Worker {
         executor,
         registry,
@@ -180,6 +243,9 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
         }
     }
     say("action-worker: stopping: no new jobs; waiting for the running ones".to_string());
+    status
+        .stopping
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(true);
     drop(requests);
     if let Err(error) = service.stop().await {
@@ -229,23 +295,42 @@ async fn handle(
     force_test: bool,
     _slot: OwnedSemaphorePermit,
 ) {
+    let started = Instant::now();
     let (encoding, job) = decode(&request.message.payload, request.message.headers.as_ref());
-    let result = match job {
-        Err(message) => JobResult::rejected("", "", message),
-        Ok(mut job) => {
-            job.test |= force_test;
-            match job.validate() {
-                Err(e) => JobResult::rejected(&job.id, job.action.name(), e.to_string()),
-                Ok(()) => worker.execute(&job, 1).await,
+    let (job_id, action) = match &job {
+        Ok(job) => (job.id.clone(), job.action.name().to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
+    let span = tracing::info_span!("action.run", job_id = %job_id, action = %action, path = "request_reply");
+    let result = async {
+        let rejected = |result: JobResult| {
+            tracing::info!(error = ?result.error.as_ref().map(|e| &e.message), "job rejected");
+            crate::metrics::global().job("request_reply", "none", &result, started.elapsed());
+            result
+        };
+        match job {
+            Err(message) => rejected(JobResult::rejected("", "", message)),
+            Ok(mut job) => {
+                job.test |= force_test;
+                match job.validate() {
+                    Err(e) => rejected(JobResult::rejected(
+                        &job.id,
+                        job.action.name(),
+                        e.to_string(),
+                    )),
+                    Ok(()) => worker.execute(&job, 1, "request_reply", started).await,
+                }
             }
         }
-    };
+    }
+    .instrument(span.clone())
+    .await;
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", encoding.content_type());
     if let Err(error) = request
         .respond_with_headers(Ok(encoding.encode(&result).into()), headers)
         .await
     {
-        tracing::warn!(job_id = %result.job_id, %error, "could not send the result");
+        span.in_scope(|| tracing::warn!(%error, "could not send the result"));
     }
 }

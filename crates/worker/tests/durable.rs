@@ -374,6 +374,16 @@ async fn a_job_of_a_killed_worker_is_redelivered_and_has_one_result() {
         "{result}"
     );
     assert_ne!(second.pid(), first_pid);
+    let scrape = reqwest::get(format!("{}/metrics", second.admin.clone().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        scrape.contains("\naction_worker_redeliveries_total 1\n"),
+        "{scrape}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 2);
     assert_eq!(results_count(&js).await, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -8,8 +8,9 @@ use action_protocol::{ActionDefinition, is_valid_action_name, is_valid_tenant, l
 use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
 
-use crate::cli::submit::nats_url;
+use crate::cli::submit::{ask_whether_it_runs, nats_url};
 use crate::config::WorkerConfig;
+use crate::connect::connect;
 use crate::registry::{self, BUCKET, Registry};
 
 #[derive(Debug, clap::Args)]
@@ -45,9 +46,10 @@ pub fn main(config: &WorkerConfig, args: ActionsArgs) -> anyhow::Result<ExitCode
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = async_nats::connect(&url).await.with_context(|| {
-            format!("cannot connect to NATS at {url}: is `action-worker serve` running?")
-        })?;
+        let options = async_nats::ConnectOptions::new().name("action-worker actions");
+        let client = connect(&url, &config.nats, options)
+            .await
+            .map_err(ask_whether_it_runs)?;
         let js = async_nats::jetstream::new(client);
         let tenant = args.tenant.as_deref();
         match args.command {

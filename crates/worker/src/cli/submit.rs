@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 
 use crate::cli::run::{RunArgs, build_job, job_for, print_result};
 use crate::config::WorkerConfig;
+use crate::connect::{ConnectFailed, connect};
 use crate::durable::{JOBS_STREAM, RESULTS_STREAM, id_is_subject_safe};
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +29,15 @@ pub struct SubmitArgs {
     /// stored result is not run again: the stored result is printed.
     #[arg(long)]
     id: Option<String>,
+}
+
+/// A connection failure, with the question to ask when no server answered.
+pub fn ask_whether_it_runs(failed: ConnectFailed) -> anyhow::Error {
+    if failed.unreachable {
+        anyhow::anyhow!("{failed}: is `action-worker serve` running?")
+    } else {
+        failed.into()
+    }
 }
 
 /// The NATS URL the CLI talks to.
@@ -74,13 +84,12 @@ pub fn main(config: &WorkerConfig, args: SubmitArgs) -> anyhow::Result<ExitCode>
         .build()?;
     let prefix = config.nats.subject_prefix.clone();
     let result: JobResult = runtime.block_on(async {
-        let client = async_nats::ConnectOptions::new()
-            .request_timeout(Some(wait))
-            .connect(&url)
+        let options = async_nats::ConnectOptions::new()
+            .name("action-worker submit")
+            .request_timeout(Some(wait));
+        let client = connect(&url, &config.nats, options)
             .await
-            .with_context(|| {
-                format!("cannot connect to NATS at {url}: is `action-worker serve` running?")
-            })?;
+            .map_err(ask_whether_it_runs)?;
         if args.durable {
             return durable(&client, &prefix, &mut job, wait).await;
         }

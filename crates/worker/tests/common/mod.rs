@@ -18,15 +18,16 @@ pub fn root() -> PathBuf {
         .unwrap()
 }
 
-/// A `worker.toml` in `dir` using the repository's runtime and compile cache, loopback
-/// opened for the fake servers, and `extra` TOML after that.
+/// A `worker.toml` in `dir` using the repository's runtime and compile cache, the admin port
+/// on any free loopback port, loopback opened for the fake servers, and `extra` TOML after
+/// that.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let root = root();
     let path = dir.join("worker.toml");
     std::fs::write(
         &path,
         format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n{extra}",
+            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n{extra}",
             root.join("build/action-runtime.wasm").display(),
             root.join("data/cache").display()
         ),

@@ -26,6 +26,8 @@ pub struct Nats {
     pub url: String,
     port: u16,
     store: PathBuf,
+    /// A configuration file (`-c`) instead of the command-line flags.
+    config: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -40,6 +42,38 @@ impl Nats {
             url: format!("nats://127.0.0.1:{port}"),
             port,
             store: store.to_path_buf(),
+            config: None,
+            child: None,
+        };
+        nats.spawn().await;
+        nats
+    }
+
+    /// A nats-server on a free loopback port with JetStream storing under `dir/jetstream`
+    /// and `settings` (nats-server configuration: `authorization { … }`, `tls { … }`,
+    /// `operator`…) in the file `dir/nats-server.conf`.
+    pub async fn start_with_config(dir: &Path, settings: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = dir.join("jetstream");
+        let config = dir.join("nats-server.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: {:?} }}\n{settings}\n",
+                store.display().to_string()
+            ),
+        )
+        .unwrap();
+        let mut nats = Self {
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+            store,
+            config: Some(config),
             child: None,
         };
         nats.spawn().await;
@@ -47,16 +81,25 @@ impl Nats {
     }
 
     async fn spawn(&mut self) {
-        let child = Command::new(nats_server_binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
+        let mut command = Command::new(nats_server_binary());
+        match &self.config {
+            Some(config) => command
+                .arg("-c")
+                .arg(config)
+                .arg("-l")
+                .arg(config.with_extension("log")),
+            None => command
+                .args([
+                    "-a",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-js",
+                    "-sd",
+                ])
+                .arg(&self.store),
+        };
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -72,7 +115,12 @@ impl Nats {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("nats-server did not start on port {}", self.port);
+        let log = self
+            .config
+            .as_ref()
+            .and_then(|c| std::fs::read_to_string(c.with_extension("log")).ok())
+            .unwrap_or_default();
+        panic!("nats-server did not start on port {}\n{log}", self.port);
     }
 
     /// Kills the server (SIGKILL: no goodbye to clients) and starts it again on the same
@@ -91,6 +139,8 @@ pub struct Worker {
     pub child: Child,
     /// The URL of the nats-server it started, when it started one.
     pub embedded: Option<String>,
+    /// `http://host:port` of its admin port.
+    pub admin: Option<String>,
 }
 
 impl Worker {
@@ -110,12 +160,16 @@ impl Worker {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut embedded = None;
+        let mut admin = None;
         let ready = tokio::time::timeout(Duration::from_secs(120), async {
             while let Some(line) = lines.next_line().await.unwrap() {
                 if let Some(rest) =
                     line.strip_prefix("action-worker: started a local nats-server at ")
                 {
                     embedded = rest.split_whitespace().next().map(str::to_string);
+                }
+                if let Some(rest) = line.strip_prefix("action-worker: admin on ") {
+                    admin = rest.split_whitespace().next().map(str::to_string);
                 }
                 if line.contains("serving actions.run") {
                     return;
@@ -126,7 +180,11 @@ impl Worker {
         ready.await.expect("the worker did not become ready");
         // Keep reading stdout so that the worker never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, embedded }
+        Self {
+            child,
+            embedded,
+            admin,
+        }
     }
 
     pub fn pid(&self) -> String {

@@ -1,0 +1,87 @@
+//! The admin HTTP port (`[admin] listen`): `/healthz` (the process is alive), `/readyz` (NATS
+//! connected, runtime loaded and warm, not stopping) and `/metrics` (Prometheus text format).
+//! It starts before anything slow, so a probe gets an answer while the runtime compiles.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::Semaphore;
+
+/// What `/readyz` and the slot gauges look at, filled in as `serve` starts.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// The runtime is compiled (or loaded from the cache) and a warm-up job ran.
+    pub warm: AtomicBool,
+    pub stopping: AtomicBool,
+    pub client: OnceLock<async_nats::Client>,
+    pub slots: OnceLock<(Arc<Semaphore>, usize)>,
+}
+
+impl Status {
+    /// `Ok` when ready, else why not.
+    pub fn readiness(&self) -> Result<(), &'static str> {
+        if self.stopping.load(Ordering::Relaxed) {
+            return Err("stopping");
+        }
+        if !self.warm.load(Ordering::Relaxed) {
+            return Err("starting: the Python runtime is loading");
+        }
+        match self.client.get().map(|c| c.connection_state()) {
+            Some(async_nats::connection::State::Connected) => Ok(()),
+            Some(_) => Err("NATS is disconnected; reconnecting"),
+            None => Err("starting: not connected to NATS yet"),
+        }
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(status): State<Arc<Status>>) -> impl IntoResponse {
+    match status.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
+}
+
+async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
+    let (total, free) = status
+        .slots
+        .get()
+        .map(|(s, total)| (*total, s.available_permits()))
+        .unwrap_or((0, 0));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::global().render(total, free),
+    )
+}
+
+/// Binds `listen` and serves until the process ends; returns the bound address.
+pub async fn start(listen: SocketAddr, status: Arc<Status>) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("admin.listen: cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(status);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the admin HTTP server stopped");
+        }
+    });
+    Ok(bound)
+}
