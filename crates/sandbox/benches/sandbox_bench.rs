@@ -62,6 +62,9 @@ fn sandbox(warm: u32, keep_resident: usize) -> Sandbox {
     config.cache_dir = Some(root.join("build/cache"));
     config.warm_instances = warm;
     config.keep_resident_bytes = keep_resident;
+    // PAGEMAP=0 and LAZY_TABLES=1 measure the settings the defaults replaced.
+    config.pagemap_scan = std::env::var("PAGEMAP").map_or(true, |v| v != "0");
+    config.eager_tables = std::env::var("LAZY_TABLES").map_or(true, |v| v != "1");
     config.max_instances = 96;
     Sandbox::new(config).unwrap()
 }
@@ -196,6 +199,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
+    println!(
+        "PAGEMAP_SCAN available: {}",
+        wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
+    );
     let t = Instant::now();
     let sb = sandbox(2, 0);
     println!(
@@ -219,13 +226,23 @@ async fn main() {
         ms(percentile(&inst, 0.99))
     );
 
+    // IN_FLIGHT=n runs that single throughput row with the default settings (for profiling).
+    if let Some(n) = std::env::var("IN_FLIGHT").ok().and_then(|v| v.parse().ok()) {
+        throughput_run(
+            &sandbox(0, SandboxConfig::new("").keep_resident_bytes),
+            jobs,
+            n,
+        )
+        .await;
+        return;
+    }
     // ROW=warm,keep_mib runs that single latency row (for profiling); default: all rows.
     let rows: Vec<(u32, usize)> = match std::env::var("ROW") {
         Ok(row) => {
             let (w, k) = row.split_once(',').expect("ROW=warm,keep_mib");
             vec![(w.parse().unwrap(), k.parse().unwrap())]
         }
-        Err(_) => vec![(2, 0), (0, 0), (2, 16), (0, 16), (2, 64)],
+        Err(_) => vec![(0, 0), (0, 8), (2, 8), (0, 64)],
     };
     for (warm, keep) in rows {
         let label = format!("trivial job, warm {warm}, keep_resident {keep} MiB");
@@ -234,7 +251,7 @@ async fn main() {
     if std::env::var("ROW").is_ok() {
         return;
     }
-    let plain = sandbox(0, 0);
+    let plain = sandbox(0, SandboxConfig::new("").keep_resident_bytes);
     for in_flight in [1, 2, 4, 16] {
         throughput_run(&plain, jobs, in_flight).await;
     }

@@ -64,10 +64,18 @@ pub struct SandboxConfig {
     /// The largest memory any job may be given; sizes the pooling allocator's slots.
     pub max_memory_bytes: u64,
     /// Bytes of each memory slot kept mapped between instances instead of returned to the
-    /// kernel. Fewer page faults per job, but the slot reset then copies the image back over
-    /// every page the job touched in that range; on the reference machine 0 was fastest
-    /// (`make bench`, docs/benchmarks.md).
+    /// kernel. With `pagemap_scan`, the pages a job made private (up to this much) are copied
+    /// back from the image and stay mapped, so the next job does not fault on them; without
+    /// it, the lowest bytes of the slot are copied back whole (docs/benchmarks.md).
     pub keep_resident_bytes: usize,
+    /// Reset memory slots with Linux's `PAGEMAP_SCAN` (6.7+) when available: only the pages
+    /// a job wrote (up to `keep_resident_bytes`) are copied back from the image, and the
+    /// pages it only read stay mapped, so the next job takes no fault on them.
+    pub pagemap_scan: bool,
+    /// Fill the runtime's function tables when an instance is made (true) rather than on
+    /// each entry's first call (false): CPython calls through its tables all the time, and
+    /// filling them at once was about 20% less CPU per job (docs/benchmarks.md).
+    pub eager_tables: bool,
     /// The WebAssembly (native) stack of a job.
     pub max_wasm_stack: usize,
     /// Compiled scripts kept, keyed by their source.
@@ -84,7 +92,9 @@ impl SandboxConfig {
             max_instances: 64,
             warm_instances: 0,
             max_memory_bytes: 256 << 20,
-            keep_resident_bytes: 0,
+            keep_resident_bytes: 8 << 20,
+            pagemap_scan: true,
+            eager_tables: true,
             max_wasm_stack: 1 << 20,
             script_cache_entries: 1024,
             max_source_bytes: 1 << 20,

@@ -90,13 +90,19 @@ fn engine_config(config: &SandboxConfig) -> Config {
         .total_stacks(n)
         .max_memory_size(usize::try_from(config.max_memory_bytes).unwrap_or(usize::MAX))
         .linear_memory_keep_resident(config.keep_resident_bytes)
-        .table_keep_resident(config.keep_resident_bytes);
+        .table_keep_resident(config.keep_resident_bytes)
+        .pagemap_scan(if config.pagemap_scan {
+            wasmtime::Enabled::Auto
+        } else {
+            wasmtime::Enabled::No
+        });
     let mut cfg = Config::new();
     cfg.consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
         .async_stack_size(config.max_wasm_stack + (1 << 20))
         .memory_init_cow(true)
+        .table_lazy_init(!config.eager_tables)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     cfg
 }

@@ -390,7 +390,7 @@ impl Default for RuntimeConfig {
             cache_dir: "data/cache".into(),
             max_instances: 64,
             warm_instances: 0,
-            keep_resident_mb: 0,
+            keep_resident_mb: 8,
             max_wasm_stack_kb: 1024,
         }
     }
