@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use action_protocol::{ErrorInfo, ErrorKind, Status};
 use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::timeout_at;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
@@ -51,7 +52,9 @@ pub struct PythonJob<'a> {
     pub limits: JobLimits,
 }
 
-type Ready = (Store<JobState>, ActionRuntime);
+/// An instance that has never run anything, with its claim on one of the pool's
+/// `max_instances` slots (released only once the slot is given back, see [`retire`]).
+type Ready = (Store<JobState>, ActionRuntime, OwnedSemaphorePermit);
 
 struct Inner {
     engine: Engine,
@@ -59,6 +62,9 @@ struct Inner {
     config: SandboxConfig,
     scripts: ScriptCache,
     warm: Mutex<Vec<Ready>>,
+    /// One permit per pooling-allocator instance slot: an instantiation waits for a slot
+    /// rather than failing while used instances are still being given back.
+    instances: Arc<Semaphore>,
     refilling: AtomicBool,
     load_kind: LoadKind,
     _ticker: EpochTicker,
@@ -121,6 +127,7 @@ impl Sandbox {
             .map_err(setup)?;
         let ticker = EpochTicker::start(&engine).map_err(setup)?;
         let scripts = ScriptCache::new(config.script_cache_entries);
+        let instances = Arc::new(Semaphore::new(config.max_instances.max(1) as usize));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
@@ -128,6 +135,7 @@ impl Sandbox {
                 config,
                 scripts,
                 warm: Mutex::new(Vec::new()),
+                instances,
                 refilling: AtomicBool::new(false),
                 load_kind,
                 _ticker: ticker,
@@ -241,13 +249,17 @@ impl Sandbox {
             Ok(text) => text,
             Err(e) => return RunOutcome::failed(format!("cannot encode the context: {e}")),
         };
-        let (mut store, runtime) = match self.take_instance().await {
-            Ok(ready) => ready,
-            Err(e) => {
+        let (mut store, runtime, slot) = match timeout_at(deadline.into(), self.take_instance())
+            .await
+        {
+            Err(_elapsed) => return outcome::time_limit(&limits),
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
                 return RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
             }
         };
         if let Err(e) = arm(&mut store, &limits, host, deadline) {
+            retire((store, runtime, slot));
             return outcome::from_trap(&e, &limits);
         }
         let input = JobInput {
@@ -269,7 +281,7 @@ impl Sandbox {
         outcome.logs = std::mem::take(&mut data.logs.logs);
         outcome.stats.memory_peak_bytes = data.memory.peak;
         outcome.stats.http_calls = data.http_calls;
-        retire(store, runtime);
+        retire((store, runtime, slot));
         outcome
     }
 
@@ -285,30 +297,39 @@ impl Sandbox {
         if let Some(code) = self.inner.scripts.get(&key) {
             return Ok(code);
         }
-        let (mut store, runtime) = self.take_instance().await.map_err(|e| {
+        let (mut store, runtime, slot) = self.take_instance().await.map_err(|e| {
             RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"))
         })?;
-        arm(
-            &mut store,
-            limits,
-            Box::new(crate::host::NoNetwork),
-            deadline,
-        )
-        .map_err(|e| outcome::from_trap(&e, limits))?;
+        let result = self
+            .compile_in(&mut store, &runtime, filename, source, limits, deadline)
+            .await;
+        retire((store, runtime, slot));
+        let code = result?;
+        self.inner.scripts.insert(key, code.clone());
+        Ok(code)
+    }
+
+    async fn compile_in(
+        &self,
+        store: &mut Store<JobState>,
+        runtime: &ActionRuntime,
+        filename: &str,
+        source: &str,
+        limits: &JobLimits,
+        deadline: Instant,
+    ) -> Result<Arc<[u8]>, RunOutcome> {
+        arm(store, limits, Box::new(crate::host::NoNetwork), deadline)
+            .map_err(|e| outcome::from_trap(&e, limits))?;
         let call = timeout_at(
             deadline.into(),
-            runtime.call_compile(&mut store, filename, source),
+            runtime.call_compile(&mut *store, filename, source),
         )
         .await;
         match call {
             Err(_elapsed) => Err(outcome::time_limit(limits)),
             Ok(Err(trap)) => Err(outcome::from_trap(&trap, limits)),
             Ok(Ok(Err(script_error))) => Err(outcome::from_script_error(script_error, limits)),
-            Ok(Ok(Ok(bytes))) => {
-                let code: Arc<[u8]> = Arc::from(bytes);
-                self.inner.scripts.insert(key, code.clone());
-                Ok(code)
-            }
+            Ok(Ok(Ok(bytes))) => Ok(Arc::from(bytes)),
         }
     }
 }
@@ -324,6 +345,12 @@ impl Drop for RefillGuard {
 
 impl Inner {
     async fn instantiate(&self) -> wasmtime::Result<Ready> {
+        let slot = self
+            .instances
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(wasmtime::Error::msg)?;
         let mut store = Store::new(&self.engine, JobState::idle(self.config.max_memory_bytes));
         store.limiter(|state| &mut state.memory);
         // Instantiation runs no guest code (the interpreter was initialised at build time),
@@ -343,7 +370,7 @@ impl Inner {
             }
         });
         let runtime = self.pre.instantiate_async(&mut store).await?;
-        Ok((store, runtime))
+        Ok((store, runtime, slot))
     }
 }
 
@@ -382,8 +409,11 @@ fn arm(
 
 /// Drops a used instance off the job's path: returning its pooling slot resets the memory
 /// (unmapping what the job touched), which the caller need not wait for.
-fn retire(store: Store<JobState>, runtime: ActionRuntime) {
-    tokio::task::spawn_blocking(move || drop((runtime, store)));
+fn retire((store, runtime, slot): Ready) {
+    tokio::task::spawn_blocking(move || {
+        drop((runtime, store));
+        drop(slot);
+    });
 }
 
 fn millis(d: Duration) -> u64 {

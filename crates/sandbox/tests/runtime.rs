@@ -261,3 +261,35 @@ def execute_action(context):
         })
     );
 }
+
+/// More jobs at once than instance slots: the extra ones wait for a slot (given back after
+/// each job) instead of failing with the pooling allocator's "limit reached".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_beyond_the_instance_slots_wait_for_one() {
+    let root = common::repo_root();
+    let mut config = action_sandbox::SandboxConfig::new(root.join("build/action-runtime.wasm"));
+    config.cache_dir = Some(root.join("build/cache"));
+    config.max_instances = 2;
+    let sandbox = action_sandbox::Sandbox::new(config).unwrap();
+    let ctx = common::context(json!({}));
+    let mut tasks = vec![];
+    for i in 0..12 {
+        let sandbox = sandbox.clone();
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            let source = format!("def execute_action(c):\n    return {i}\n");
+            let job = action_sandbox::PythonJob {
+                action: "slots",
+                source: &source,
+                context: &ctx,
+                limits: JobLimits::default(),
+            };
+            sandbox.run(job, Box::new(NoNetwork)).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let out = task.await.unwrap();
+        assert_eq!(out.status, Status::Ok, "{out:?}");
+        assert_eq!(out.output, json!(i));
+    }
+}

@@ -38,12 +38,13 @@ async fn measure(
         let payload = payload.clone();
         tasks.push(tokio::spawn(async move {
             let mut times = vec![];
-            for _ in 0..n / in_flight {
+            for i in 0..n / in_flight {
                 let t = Instant::now();
-                let reply = client
-                    .request("actions.run", payload.clone())
-                    .await
-                    .unwrap();
+                let reply = client.request("actions.run", payload.clone()).await;
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    Err(e) => panic!("request {i}: {e}"),
+                };
                 let result: Value = serde_json::from_slice(&reply.payload).unwrap();
                 assert_eq!(result["status"], "ok", "{result}");
                 times.push(t.elapsed());

@@ -22,6 +22,8 @@ pub struct Status {
     pub stopping: AtomicBool,
     pub client: OnceLock<async_nats::Client>,
     pub slots: OnceLock<(Arc<Semaphore>, usize)>,
+    /// The other worker processes, whose readiness and metrics this port includes.
+    pub children: OnceLock<Arc<crate::processes::Children>>,
 }
 
 impl Status {
@@ -61,10 +63,13 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
         .get()
         .map(|(s, total)| (*total, s.available_permits()))
         .unwrap_or((0, 0));
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::global().render(total, free),
-    )
+    let mut text = crate::metrics::global().render(total, free);
+    if let Some(children) = status.children.get() {
+        let mut texts = vec![text];
+        texts.extend(children.metrics().await);
+        text = crate::processes::merge(&texts);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }
 
 /// Binds `listen` and serves until the process ends; returns the bound address.

@@ -381,6 +381,9 @@ pub struct RuntimeConfig {
     pub keep_resident_mb: u64,
     /// KiB of WebAssembly stack per job.
     pub max_wasm_stack_kb: u64,
+    /// Worker processes `serve` runs (itself and copies, see `crate::processes`); 0: one
+    /// per CPU.
+    pub processes: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -392,6 +395,7 @@ impl Default for RuntimeConfig {
             warm_instances: 0,
             keep_resident_mb: 8,
             max_wasm_stack_kb: 1024,
+            processes: 0,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod execute;
 pub mod host;
 pub mod limits;
 pub mod metrics;
+pub mod processes;
 pub mod registry;
 pub mod secrets;
 pub mod serve;

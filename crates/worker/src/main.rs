@@ -98,7 +98,10 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(action_worker::serve::serve(&config)))
+            .and_then(|rt| {
+                let path = cli.config.exists().then_some(cli.config.as_path());
+                rt.block_on(action_worker::serve::serve(&config, path))
+            })
             .map(|()| ExitCode::SUCCESS),
         Command::Run(args) => cli::run::main(&config, args),
         Command::Submit(args) => cli::submit::main(&config, args),

@@ -121,7 +121,12 @@ async fn warm_up(executor: &Executor) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
+/// `config_path`: the configuration file, when there is one, for the other worker
+/// processes (`runtime.processes`) to read.
+pub async fn serve(
+    config: &WorkerConfig,
+    config_path: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let status = Arc::new(crate::admin::Status::default());
     if let Some(listen) = config.admin.address()? {
         let bound = crate::admin::start(listen, status.clone()).await?;
@@ -220,6 +225,16 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
     let puller = durable
         .as_ref()
         .map(|durable| tokio::spawn(pull_loop(worker.clone(), durable.clone(), stopped)));
+    let child = crate::processes::is_child();
+    let others = if child {
+        0
+    } else {
+        crate::processes::count(config.runtime.processes) - 1
+    };
+    if others > 0 {
+        let children = crate::processes::Children::spawn(others, config_path, &url).await?;
+        let _ = status.children.set(Arc::new(children));
+    }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     let durable_note = if durable.is_some() {
@@ -227,9 +242,17 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
     } else {
         String::new()
     };
+    let processes = if others > 0 {
+        format!(" in {} processes", others + 1)
+    } else {
+        String::new()
+    };
     say(format!(
-        "action-worker: serving {prefix}.run and {prefix}.test on {url} (queue group action-workers){durable_note}"
+        "action-worker: serving {prefix}.run and {prefix}.test on {url} (queue group action-workers){durable_note}{processes}"
     ));
+    // One future for the whole loop: a read of stdin occupies a blocking thread until it
+    // returns, so making a new one per iteration would leak a thread per request.
+    let mut parent_gone = Box::pin(crate::processes::stdin_closed());
     loop {
         tokio::select! {
             next = requests.next() => {
@@ -240,6 +263,8 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
             // Both end the loop, so that the embedded nats-server is stopped with the worker.
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            // A child stops when its parent closes its stdin (or dies).
+            _ = &mut parent_gone, if child => break,
         }
     }
     say("action-worker: stopping: no new jobs; waiting for the running ones".to_string());
@@ -247,6 +272,9 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(true);
+    if let Some(children) = status.children.get() {
+        children.signal_stop().await;
+    }
     drop(requests);
     if let Err(error) = service.stop().await {
         tracing::warn!(%error, "cannot stop the NATS service cleanly");
@@ -265,6 +293,9 @@ pub async fn serve(config: &WorkerConfig) -> anyhow::Result<()> {
         puller.abort();
     }
     let _ = client.flush().await;
+    if let Some(children) = status.children.get() {
+        children.wait(Duration::from_secs(5)).await;
+    }
     drop(embedded);
     Ok(())
 }

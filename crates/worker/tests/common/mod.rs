@@ -18,7 +18,8 @@ pub fn root() -> PathBuf {
         .unwrap()
 }
 
-/// A `worker.toml` in `dir` using the repository's runtime and compile cache, the admin port
+/// A `worker.toml` in `dir` using the repository's runtime and compile cache, one process, the
+/// admin port
 /// on any free loopback port, loopback opened for the fake servers, and `extra` TOML after
 /// that.
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
@@ -27,7 +28,7 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n{extra}",
+            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\nprocesses = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n{extra}",
             root.join("build/action-runtime.wasm").display(),
             root.join("data/cache").display()
         ),

@@ -147,12 +147,18 @@ impl Worker {
     /// Starts `serve` with `worker.toml` in `dir` (see [`super::write_config`]) and returns
     /// once it serves.
     pub async fn start(dir: &Path, extra: &str) -> Self {
+        Self::start_with_env(dir, extra, &[]).await
+    }
+
+    /// [`Worker::start`] with more environment variables (e.g. `ACTION_WORKER__…` overrides).
+    pub async fn start_with_env(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = super::write_config(dir, extra);
         let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
             .arg("--config")
             .arg(&config)
             .arg("serve")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

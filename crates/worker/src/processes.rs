@@ -1,0 +1,282 @@
+//! `runtime.processes`: one worker process per core. Python jobs running at once in one
+//! process share one address space, and the kernel keeps every core's view of it in step
+//! with inter-processor interrupts on each copy-on-write fault and slot reset: two jobs at
+//! once in one process cost about twice the CPU each (docs/benchmarks.md). Separate
+//! processes do not share that, so `serve` runs `processes - 1` more copies of itself.
+//!
+//! The children are whole workers (their own sandbox, NATS connection, registry cache and
+//! durable pull loop) on the parent's NATS URL, with the admin port on a free loopback port.
+//! The parent's admin port answers for all: `/readyz` is ready when every process is, and
+//! `/metrics` sums the processes' series. A child stops when its stdin closes, so it never
+//! outlives its parent, even one killed with SIGKILL.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Set in a child's environment; its value is the child's number.
+pub const CHILD_ENV: &str = "ACTION_WORKER_CHILD";
+
+/// Whether this process is a child of another `serve`.
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Resolves `processes = 0` to the CPUs this process may use.
+pub fn count(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Resolves when stdin reaches its end: a child's signal to stop. Make it once and keep
+/// polling that one future: each read holds a blocking thread until it returns.
+pub async fn stdin_closed() {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = [0u8; 64];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Children {
+    children: tokio::sync::Mutex<Vec<Child>>,
+    /// `host:port` of each child's admin port.
+    admins: Vec<String>,
+}
+
+impl Children {
+    /// Starts `n` children of this binary with `config` and the NATS `url`, and waits until
+    /// each serves.
+    pub async fn spawn(n: usize, config: Option<&Path>, url: &str) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("cannot find this program to start copies")?;
+        let mut children = Vec::with_capacity(n);
+        let mut admins = Vec::with_capacity(n);
+        for i in 1..=n {
+            let mut command = Command::new(&exe);
+            if let Some(config) = config {
+                command.arg("--config").arg(config);
+            }
+            let mut child = command
+                .arg("serve")
+                .env(CHILD_ENV, i.to_string())
+                .env("ACTION_WORKER__NATS__URL", url)
+                .env("ACTION_WORKER__ADMIN__LISTEN", "127.0.0.1:0")
+                .env("ACTION_WORKER__RUNTIME__PROCESSES", "1")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .with_context(|| format!("cannot start worker process {i}"))?;
+            let stdout = child.stdout.take().context("no stdout from a child")?;
+            let mut lines = BufReader::new(stdout).lines();
+            let mut admin = None;
+            let ready = tokio::time::timeout(Duration::from_secs(120), async {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(rest) = line.strip_prefix("action-worker: admin on http://") {
+                        admin = rest.split_whitespace().next().map(str::to_string);
+                    }
+                    if line.starts_with("action-worker: serving ") {
+                        return true;
+                    }
+                }
+                false
+            })
+            .await;
+            if ready != Ok(true) {
+                bail!("worker process {i} did not start (its errors are above)");
+            }
+            // Keep draining its stdout so that it never blocks on a full pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            admins.push(admin.context("a child did not print its admin address")?);
+            children.push(child);
+        }
+        Ok(Self {
+            children: tokio::sync::Mutex::new(children),
+            admins,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.admins.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.admins.is_empty()
+    }
+
+    /// Each child's answer to `path` on its admin port: (status code, body).
+    async fn get_all(&self, path: &str) -> Vec<Result<(u16, String), String>> {
+        let mut answers = Vec::with_capacity(self.admins.len());
+        for admin in &self.admins {
+            answers.push(get(admin, path).await);
+        }
+        answers
+    }
+
+    /// Ready when every child is.
+    pub async fn readiness(&self) -> Result<(), String> {
+        for (i, answer) in self.get_all("/readyz").await.into_iter().enumerate() {
+            match answer {
+                Ok((200, _)) => {}
+                Ok((_, body)) => return Err(format!("process {}: {}", i + 1, body.trim())),
+                Err(e) => return Err(format!("process {}: {e}", i + 1)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The children's `/metrics`, for [`merge`].
+    pub async fn metrics(&self) -> Vec<String> {
+        self.get_all("/metrics")
+            .await
+            .into_iter()
+            .filter_map(|a| a.ok().map(|(_, body)| body))
+            .collect()
+    }
+
+    /// Closes every child's stdin: their signal to stop taking jobs and finish.
+    pub async fn signal_stop(&self) {
+        let mut children = self.children.lock().await;
+        for child in children.iter_mut() {
+            if let Some(mut stdin) = child.stdin.take() {
+                let _ = stdin.shutdown().await;
+            }
+        }
+    }
+
+    /// Waits up to `grace` for the children to exit, then kills what is left.
+    pub async fn wait(&self, grace: Duration) {
+        let mut children = self.children.lock().await;
+        let deadline = tokio::time::Instant::now() + grace;
+        for child in children.iter_mut() {
+            if tokio::time::timeout_at(deadline, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.0 GET on loopback (the children's admin ports).
+async fn get(addr: &str, path: &str) -> Result<(u16, String), String> {
+    let io = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
+            .await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        Ok::<_, std::io::Error>(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(2), io)
+        .await
+        .map_err(|_| "no answer within 2 s".to_string())?
+        .map_err(|e| e.to_string())?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| "a malformed HTTP answer".to_string())?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| "a malformed HTTP status".to_string())?;
+    Ok((status, body.to_string()))
+}
+
+/// Sums Prometheus text expositions of the same metrics: each family (from its `# HELP`
+/// line to the next) keeps the first text's order, with series only some texts have
+/// appended; a series' value is the sum over the texts. Every metric the worker exposes
+/// (counters, gauges of jobs and slots, histogram buckets, sums and counts) adds up.
+pub fn merge(texts: &[String]) -> String {
+    struct Family {
+        header: Vec<String>,
+        series: Vec<(String, f64)>,
+    }
+    let mut families: Vec<(String, Family)> = Vec::new();
+    for text in texts {
+        let mut current: Option<usize> = None;
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let name = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                let index = match families.iter().position(|(n, _)| *n == name) {
+                    Some(index) => index,
+                    None => {
+                        families.push((
+                            name,
+                            Family {
+                                header: vec![],
+                                series: vec![],
+                            },
+                        ));
+                        families.len() - 1
+                    }
+                };
+                let family = &mut families[index].1;
+                if family.header.is_empty() {
+                    family.header.push(line.to_string());
+                }
+                current = Some(index);
+            } else if line.starts_with("# TYPE ") {
+                if let Some(index) = current {
+                    let family = &mut families[index].1;
+                    if family.header.len() == 1 {
+                        family.header.push(line.to_string());
+                    }
+                }
+            } else if let (Some(index), Some((key, value))) = (current, line.rsplit_once(' ')) {
+                let value: f64 = value.parse().unwrap_or(0.0);
+                let series = &mut families[index].1.series;
+                match series.iter_mut().find(|(k, _)| k == key) {
+                    Some((_, sum)) => *sum += value,
+                    None => series.push((key.to_string(), value)),
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (_, family) in families {
+        for line in family.header {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for (key, value) in family.series {
+            out.push_str(&format!("{key} {value}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expositions_add_up_series_by_series() {
+        let a = "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{s=\"ok\"} 2\n\
+                 # HELP free Free.\n# TYPE free gauge\nfree 3\n";
+        let b = "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{s=\"ok\"} 5\njobs_total{s=\"rejected\"} 1\n\
+                 # HELP free Free.\n# TYPE free gauge\nfree 4\n";
+        assert_eq!(
+            merge(&[a.to_string(), b.to_string()]),
+            "# HELP jobs_total Jobs.\n# TYPE jobs_total counter\njobs_total{s=\"ok\"} 7\njobs_total{s=\"rejected\"} 1\n\
+             # HELP free Free.\n# TYPE free gauge\nfree 7\n"
+        );
+    }
+}
