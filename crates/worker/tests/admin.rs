@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 mod common;
-use common::nats::{Nats, Worker};
+use common::nats::{Nats, Worker, run_json};
 
 async fn get_text(url: &str) -> (u16, String) {
     let response = reqwest::get(url).await.unwrap();
@@ -21,11 +21,7 @@ async fn get_text(url: &str) -> (u16, String) {
 }
 
 async fn run(client: &async_nats::Client, job: Value) -> Value {
-    let reply = client
-        .request("actions.run", job.to_string().into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&reply.payload).unwrap()
+    run_json(client, &job).await
 }
 
 fn python(id: &str, code: &str) -> Value {

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 mod common;
-use common::nats::{Nats, Worker};
+use common::nats::{Nats, Worker, decode_reply};
 
 /// Fast redelivery for the tests: a job without an ack for 2 s goes to another worker.
 /// `extra` goes into `[nats]`.
@@ -191,17 +191,8 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        reply
-            .headers
-            .as_ref()
-            .unwrap()
-            .get("Content-Type")
-            .unwrap()
-            .as_str(),
-        "application/msgpack"
-    );
-    let result: Value = rmp_serde::from_slice(&reply.payload).unwrap();
+    let (content_type, result) = decode_reply(&reply);
+    assert_eq!(content_type, "application/msgpack");
     assert_eq!(result["status"], "ok", "{result}");
     assert_eq!(result["output"], json!({"sku": "X-1", "qty": 7}));
     assert_eq!(stored(&js, "a1").await.unwrap()["output"]["qty"], 7);

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 mod common;
-use common::nats::{Nats, Worker};
+use common::nats::{Nats, Worker, run_json};
 
 /// Runs the CLI with `args` against `url`; returns (success, stdout, stderr).
 async fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
@@ -26,11 +26,7 @@ async fn cli(config: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 async fn run(client: &async_nats::Client, job: Value) -> Value {
-    let reply = client
-        .request("actions.run", job.to_string().into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&reply.payload).unwrap()
+    run_json(client, &job).await
 }
 
 fn greet(version: &str) -> String {

@@ -9,17 +9,9 @@ use async_nats::HeaderMap;
 use serde_json::{Value, json};
 
 mod common;
-use common::nats::{Nats, Worker, nats_server_binary};
+use common::nats::{Nats, Worker, decode_reply, nats_server_binary, run_json};
 
 /// Sends `job` as JSON on `actions.run` and decodes the result.
-async fn run_json(client: &async_nats::Client, job: &Value) -> Value {
-    let reply = client
-        .request("actions.run", job.to_string().into())
-        .await
-        .unwrap();
-    serde_json::from_slice(&reply.payload).unwrap()
-}
-
 fn python_job(id: &str, code: &str) -> Value {
     json!({"id": id, "action": {"name": "echo", "type": "python", "python": {"code": code}}, "args": {"x": 2}})
 }
@@ -49,17 +41,8 @@ async fn jobs_run_over_nats_request_reply() {
         .request_with_headers("actions.test", headers, payload.into())
         .await
         .unwrap();
-    assert_eq!(
-        reply
-            .headers
-            .as_ref()
-            .unwrap()
-            .get("Content-Type")
-            .unwrap()
-            .as_str(),
-        "application/msgpack"
-    );
-    let result: Value = rmp_serde::from_slice(&reply.payload).unwrap();
+    let (content_type, result) = decode_reply(&reply);
+    assert_eq!(content_type, "application/msgpack");
     assert_eq!(result["output"], json!({"double": 4, "test": true}));
     assert_eq!(result["test"], true);
 

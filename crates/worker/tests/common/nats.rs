@@ -215,3 +215,28 @@ impl Worker {
             .unwrap()
     }
 }
+
+/// Sends `job` as JSON on `actions.run` and decodes the result.
+pub async fn run_json(client: &async_nats::Client, job: &serde_json::Value) -> serde_json::Value {
+    let reply = client
+        .request("actions.run", job.to_string().into())
+        .await
+        .unwrap();
+    serde_json::from_slice(&reply.payload).unwrap()
+}
+
+/// A reply's `Content-Type` and its result, decoded by that type (JSON or MessagePack).
+pub fn decode_reply(message: &async_nats::Message) -> (String, serde_json::Value) {
+    let content_type = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Content-Type"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default();
+    let result = if content_type == "application/msgpack" {
+        rmp_serde::from_slice(&message.payload).unwrap()
+    } else {
+        serde_json::from_slice(&message.payload).unwrap()
+    };
+    (content_type, result)
+}
