@@ -57,14 +57,19 @@ fn ms(d: Duration) -> String {
 }
 
 fn sandbox(warm: u32, keep_resident: usize) -> Sandbox {
+    sandbox_with(warm, keep_resident, true)
+}
+
+/// `tuned: false` gives the settings the defaults replaced: tables filled lazily and slots
+/// reset without PAGEMAP_SCAN.
+fn sandbox_with(warm: u32, keep_resident: usize, tuned: bool) -> Sandbox {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
     config.cache_dir = Some(root.join("build/cache"));
     config.warm_instances = warm;
     config.keep_resident_bytes = keep_resident;
-    // PAGEMAP=0 and LAZY_TABLES=1 measure the settings the defaults replaced.
-    config.pagemap_scan = std::env::var("PAGEMAP").map_or(true, |v| v != "0");
-    config.eager_tables = std::env::var("LAZY_TABLES").map_or(true, |v| v != "1");
+    config.pagemap_scan = tuned;
+    config.eager_tables = tuned;
     config.max_instances = 96;
     Sandbox::new(config).unwrap()
 }
@@ -236,17 +241,31 @@ async fn main() {
         .await;
         return;
     }
-    // ROW=warm,keep_mib runs that single latency row (for profiling); default: all rows.
-    let rows: Vec<(u32, usize)> = match std::env::var("ROW") {
+    // ROW=warm,keep_mib runs that single latency row (for profiling); default: all rows,
+    // the first with the settings the defaults replaced (lazy tables, no PAGEMAP_SCAN).
+    let rows: Vec<(u32, usize, bool)> = match std::env::var("ROW") {
         Ok(row) => {
             let (w, k) = row.split_once(',').expect("ROW=warm,keep_mib");
-            vec![(w.parse().unwrap(), k.parse().unwrap())]
+            vec![(w.parse().unwrap(), k.parse().unwrap(), true)]
         }
-        Err(_) => vec![(0, 0), (0, 8), (2, 8), (0, 64)],
+        Err(_) => vec![
+            (0, 0, false),
+            (0, 0, true),
+            (0, 8, true),
+            (2, 8, true),
+            (0, 64, true),
+        ],
     };
-    for (warm, keep) in rows {
-        let label = format!("trivial job, warm {warm}, keep_resident {keep} MiB");
-        latency_run(&label, &sandbox(warm, keep << 20), jobs).await;
+    for (warm, keep, tuned) in rows {
+        let label = format!(
+            "trivial job, warm {warm}, keep_resident {keep} MiB{}",
+            if tuned {
+                ""
+            } else {
+                ", lazy tables, no pagemap"
+            }
+        );
+        latency_run(&label, &sandbox_with(warm, keep << 20, tuned), jobs).await;
     }
     if std::env::var("ROW").is_ok() {
         return;

@@ -185,27 +185,35 @@ impl Sandbox {
     /// An instance made ahead, or a new one; either has never run anything.
     async fn take_instance(&self) -> wasmtime::Result<Ready> {
         let taken = self.inner.warm.lock().ok().and_then(|mut w| w.pop());
-        if self.inner.config.warm_instances > 0
-            && !self.inner.refilling.swap(true, Ordering::AcqRel)
-        {
-            let guard = RefillGuard(self.clone());
-            tokio::spawn(async move {
-                let sandbox = &guard.0;
-                while sandbox.warm_len() < sandbox.inner.config.warm_instances as usize {
-                    match sandbox.inner.instantiate().await {
-                        Ok(ready) => sandbox.put_warm(ready),
-                        Err(error) => {
-                            tracing::warn!(%error, "could not make a warm instance");
-                            break;
-                        }
-                    }
-                }
-            });
-        }
         match taken {
             Some(ready) => Ok(ready),
             None => self.inner.instantiate().await,
         }
+    }
+
+    /// Tops the warm instances up, in the background. Called when a job has finished, not
+    /// when it starts: making an instance while the job runs would put both on the two cores
+    /// of one address space at once, which costs each of them (docs/benchmarks.md).
+    fn refill(&self) {
+        if self.inner.config.warm_instances == 0
+            || self.warm_len() >= self.inner.config.warm_instances as usize
+            || self.inner.refilling.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let guard = RefillGuard(self.clone());
+        tokio::spawn(async move {
+            let sandbox = &guard.0;
+            while sandbox.warm_len() < sandbox.inner.config.warm_instances as usize {
+                match sandbox.inner.instantiate().await {
+                    Ok(ready) => sandbox.put_warm(ready),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not make a warm instance");
+                        break;
+                    }
+                }
+            }
+        });
     }
 
     /// Runs one job in a fresh instance. Every failure is an outcome, never a panic.
@@ -213,6 +221,7 @@ impl Sandbox {
         let start = Instant::now();
         let deadline = start + job.limits.timeout;
         let mut outcome = self.run_inner(job, host, deadline).await;
+        self.refill();
         outcome.stats.wall_ms = millis(start.elapsed());
         outcome
     }
