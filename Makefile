@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run example test lint bench runtime venv clean precompile
+.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-alternatives runtime venv clean precompile
 
 all: build
 
@@ -62,9 +62,21 @@ test: $(RUNTIME) $(VENV)/.stamp
 	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace
 
-# Prints the sandbox's figures (docs/benchmarks.md); release profile.
-bench: $(RUNTIME)
+# Every benchmark, in one run (docs/benchmarks.md): the sandbox in process, the worker over
+# NATS, and the worker against a process-per-job and an unisolated runner. Release profile.
+bench: bench-sandbox bench-nats bench-alternatives
+
+bench-sandbox: $(RUNTIME)
 	cargo bench --locked -p action-sandbox --bench sandbox_bench
+
+bench-nats: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo bench --locked -p action-worker --bench nats_bench
+
+# Its own Cargo workspace and target directory (bench/alternatives/README.md); it creates
+# bench/alternatives/.venv (pinned requests) for the two Python runners on its first run.
+bench-alternatives: build precompile
+	cd bench/alternatives && CARGO_TARGET_DIR=$(HOME)/.cache/action-worker/alt-target \
+		WORKER_BIN=$(BIN) cargo run --release --locked
 
 clean:
 	rm -rf build data

@@ -237,6 +237,12 @@ pub async fn serve(
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
+    // The endpoints' subscriptions reach the server before anyone is told to send: a client
+    // that starts on the "serving" line must not meet "no responders".
+    client
+        .flush()
+        .await
+        .context("cannot reach NATS to register the endpoints")?;
     let durable_note = if durable.is_some() {
         format!(", durable jobs from {prefix}.jobs.>")
     } else {
