@@ -187,9 +187,19 @@ async fn main() {
         "python": {"code": "def execute_action(context):\n    return {'ok': True}\n"}}});
     let api = json!({"id": "b", "action": {"name": "stock", "type": "api",
         "api": {"base_url": format!("http://{upstream}"), "path": "/stock/$id"}}, "args": {"id": "SKU-1"}});
+    let http = json!({"id": "b", "action": {"name": "fetch", "type": "python",
+        "python": {"code": format!("import requests\ndef execute_action(context):\n    return requests.get('http://{upstream}/stock/1').json()\n")}}});
     let pid = worker.id().unwrap();
     let js = async_nats::jetstream::new(client.clone());
-    for (label, job) in [("trivial Python action", &python), ("API action", &api)] {
+    let only = std::env::var("ONLY").unwrap_or_default();
+    for (label, job) in [
+        ("trivial Python action", &python),
+        ("Python + requests.get", &http),
+        ("API action", &api),
+    ] {
+        if !only.is_empty() && !label.contains(only.as_str()) {
+            continue;
+        }
         measure(&client, job, n / 4, 1).await; // warm-up
         let cpu = cpu_seconds(pid);
         let (_, p50, p99) = measure(&client, job, n, 1).await;
