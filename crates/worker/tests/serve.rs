@@ -82,6 +82,27 @@ async fn jobs_run_over_nats_request_reply() {
     let result = run_json(&client, &python_job("j5", code)).await;
     assert_eq!(result["status"], "ok");
 
+    // An API action over request-reply, against a real upstream on loopback.
+    let upstream = common::serve(
+        axum::Router::new().route(
+            "/stock/{sku}",
+            axum::routing::get(
+                |axum::extract::Path(sku): axum::extract::Path<String>| async move {
+                    axum::Json(json!({"sku": sku, "inStock": true}))
+                },
+            ),
+        ),
+        "127.0.0.1:0",
+    )
+    .await;
+    let api = json!({"id": "a1", "action": {"name": "stock", "type": "api",
+        "api": {"base_url": format!("http://{upstream}"), "path": "/stock/$sku"}},
+        "args": {"sku": "X-9"}});
+    let result = run_json(&client, &api).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["output"], json!({"sku": "X-9", "inStock": true}));
+    assert_eq!(result["trace"][0]["status"], 200);
+
     // `submit` sends a job the way the engine would.
     let script = dir.path().join("submitted.py");
     std::fs::write(&script, code).unwrap();
