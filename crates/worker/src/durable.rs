@@ -33,7 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::Instrument;
 
 use crate::config::NatsSection;
-use crate::serve::{Worker, decode};
+use crate::serve::{Worker, decode, encode_within};
 
 pub const JOBS_STREAM: &str = "ACTIONS_JOBS";
 pub const RESULTS_STREAM: &str = "ACTIONS_RESULTS";
@@ -173,8 +173,9 @@ impl Durable {
         subject: &str,
         encoding: Encoding,
         result: &JobResult,
+        max_payload: usize,
     ) -> (Encoding, bytes::Bytes) {
-        let payload = bytes::Bytes::from(encoding.encode(result));
+        let payload = bytes::Bytes::from(encode_within(result, encoding, max_payload));
         let mut pause = Duration::from_millis(50);
         loop {
             let mut headers = HeaderMap::new();
@@ -350,7 +351,9 @@ async fn handle_job(
             result.worker = worker.executor.worker_id.clone();
             tracing::info!(%subject, error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(), "durable job rejected");
             crate::metrics::global().job("durable", "none", &result, started.elapsed());
-            durable.store(&subject, encoding, &result).await;
+            durable
+                .store(&subject, encoding, &result, worker.max_payload())
+                .await;
             let _ = message.double_ack().await;
             return;
         }
@@ -422,7 +425,9 @@ async fn handle_job(
         result
     };
     let last = delivered > durable.max_attempts;
-    let stored = durable.store(&subject, encoding, &result).await;
+    let stored = durable
+        .store(&subject, encoding, &result, worker.max_payload())
+        .await;
     announce(&worker, &job, encoding, stored).await;
     let done = if last { AckKind::Term } else { AckKind::Ack };
     for _ in 0..5 {

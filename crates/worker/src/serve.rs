@@ -34,7 +34,47 @@ pub struct Worker {
     pub slots: Arc<Semaphore>,
 }
 
+/// Room kept in a NATS message for its subject and headers.
+const ENVELOPE_BYTES: usize = 4096;
+
+/// `result` encoded, or, when that would not fit in one NATS message of `max_payload`
+/// bytes, a `limit_exceeded` result (`error.limit = "output"`) in its place that says so: an
+/// answer that cannot be sent is never attempted (it would leave the requester waiting, or a
+/// durable job unacked forever).
+pub fn encode_within(result: &JobResult, encoding: Encoding, max_payload: usize) -> Vec<u8> {
+    let bytes = encoding.encode(result);
+    let room = max_payload.saturating_sub(ENVELOPE_BYTES);
+    if bytes.len() <= room {
+        return bytes;
+    }
+    let mut smaller = JobResult::empty(
+        &result.job_id,
+        &result.action,
+        action_protocol::Status::LimitExceeded,
+        Some(action_protocol::ErrorInfo::limit(
+            action_protocol::LimitKind::Output,
+            format!(
+                "the result is {} bytes encoded, over the {room} bytes a NATS message can carry here \
+                 (the server's max_payload is {max_payload}); lower limits.output_bytes or \
+                 limits.log_bytes, or raise max_payload",
+                bytes.len()
+            ),
+        )),
+    );
+    smaller.stats = result.stats.clone();
+    smaller.logs.truncated = true;
+    smaller.test = result.test;
+    smaller.attempt = result.attempt;
+    smaller.worker = result.worker.clone();
+    encoding.encode(&smaller)
+}
+
 impl Worker {
+    /// The largest message the connected server takes.
+    pub fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+
     /// Runs a decoded, valid job (its own definition, or the registry's under its tenant) and
     /// counts it in the metrics; `path` is `request_reply` or `durable`.
     pub async fn execute(
@@ -365,7 +405,10 @@ async fn handle(
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", encoding.content_type());
     if let Err(error) = request
-        .respond_with_headers(Ok(encoding.encode(&result).into()), headers)
+        .respond_with_headers(
+            Ok(encode_within(&result, encoding, worker.max_payload()).into()),
+            headers,
+        )
         .await
     {
         span.in_scope(|| tracing::warn!(%error, "could not send the result"));

@@ -176,3 +176,57 @@ async fn with_no_url_serve_starts_its_own_nats_server() {
     }
     assert!(gone, "the embedded nats-server outlived the worker");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_too_big_for_a_nats_message_is_a_limit_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start_with_config(&dir.path().join("nats"), "max_payload: 65536").await;
+    let extra = format!("[nats]\nurl = \"{}\"\n", nats.url);
+    let worker = Worker::start(&dir.path().join("w"), &extra).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let big = "def execute_action(c):\n    return 'x' * 100000\n";
+
+    // Request-reply: an answer within the server's limit, saying why.
+    let result = run_json(&client, &python_job("big1", big)).await;
+    assert_eq!(result["status"], "limit_exceeded", "{result}");
+    assert_eq!(result["error"]["limit"], "output");
+    let message = result["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_payload is 65536"), "{message}");
+
+    // Durable: stored (so acked), not retried forever.
+    let js = async_nats::jetstream::new(client.clone());
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", "big2");
+    js.publish_with_headers(
+        "actions.jobs.default",
+        headers,
+        python_job("big2", big).to_string().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let results = js.get_stream("ACTIONS_RESULTS").await.unwrap();
+    let mut stored = None;
+    for _ in 0..300 {
+        if let Ok(m) = results
+            .direct_get_last_for_subject("actions.results.big2")
+            .await
+        {
+            stored = Some(serde_json::from_slice::<Value>(&m.payload).unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = stored.expect("a stored result for the durable job");
+    assert_eq!(stored["error"]["limit"], "output", "{stored}");
+
+    // Small results still go through.
+    let result = run_json(
+        &client,
+        &python_job("small", "def execute_action(c):\n    return 1\n"),
+    )
+    .await;
+    assert_eq!(result["output"], 1);
+    assert!(worker.terminate().await.success());
+}
