@@ -105,11 +105,18 @@ impl Registry {
         }
     }
 
-    /// Follows the bucket until the process ends; a broken watch is started again.
+    /// Follows the bucket until the process ends. The watch delivers changes from its start
+    /// on, so a broken watch is started again with the cache emptied: whatever changed in
+    /// between is read from the bucket on next use.
     pub fn follow(self: &Arc<Self>) {
         let registry = self.clone();
         tokio::spawn(async move {
+            let mut first = true;
             loop {
+                if !first && let Ok(mut current) = registry.current.write() {
+                    current.clear();
+                }
+                first = false;
                 match registry.store.watch_all().await {
                     Ok(mut watch) => {
                         while let Some(entry) = watch.next().await {
