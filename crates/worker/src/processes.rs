@@ -10,13 +10,15 @@
 //! `/metrics` sums the processes' series. A child stops when its stdin closes, so it never
 //! outlives its parent, even one killed with SIGKILL.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::{Child, ChildStdin, Command};
 
 /// Set in a child's environment; its value is the child's number.
 pub const CHILD_ENV: &str = "ACTION_WORKER_CHILD";
@@ -47,87 +49,135 @@ pub async fn stdin_closed() {
     }
 }
 
+/// One copy: its admin address while it runs, its stdin (closed to stop it), and whether its
+/// supervising task has ended.
+#[derive(Debug)]
+struct Slot {
+    admin: std::sync::RwLock<Option<String>>,
+    stdin: tokio::sync::Mutex<Option<ChildStdin>>,
+    ended: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The other worker processes. Each is watched by a task of its own: one that exits while
+/// the worker is not stopping (a crash, an OOM kill) is logged and started again.
 #[derive(Debug)]
 pub struct Children {
-    children: tokio::sync::Mutex<Vec<Child>>,
-    /// `host:port` of each child's admin port.
-    admins: Vec<String>,
+    slots: Vec<Arc<Slot>>,
+    stopping: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// How to start a copy.
+#[derive(Debug, Clone)]
+struct Recipe {
+    exe: PathBuf,
+    config: Option<PathBuf>,
+    url: String,
+}
+
+impl Recipe {
+    /// Starts copy `i` and waits until it serves: the child and its admin address.
+    async fn start(&self, i: usize) -> anyhow::Result<(Child, String)> {
+        let mut command = Command::new(&self.exe);
+        if let Some(config) = &self.config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
+            .arg("serve")
+            .env(CHILD_ENV, i.to_string())
+            .env("ACTION_WORKER__NATS__URL", &self.url)
+            .env("ACTION_WORKER__ADMIN__LISTEN", "127.0.0.1:0")
+            .env("ACTION_WORKER__RUNTIME__PROCESSES", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start worker process {i}"))?;
+        let stdout = child.stdout.take().context("no stdout from a child")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
+        let ready = tokio::time::timeout(Duration::from_secs(120), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.strip_prefix("action-worker: admin on http://") {
+                    admin = rest.split_whitespace().next().map(str::to_string);
+                }
+                if line.starts_with("action-worker: serving ") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            bail!("worker process {i} did not start (its errors are above)");
+        }
+        // Keep draining its stdout so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let admin = admin.context("a child did not print its admin address")?;
+        Ok((child, admin))
+    }
 }
 
 impl Children {
     /// Starts `n` children of this binary with `config` and the NATS `url`, and waits until
-    /// each serves.
+    /// each serves; a child that cannot start at all is an error.
     pub async fn spawn(n: usize, config: Option<&Path>, url: &str) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("cannot find this program to start copies")?;
-        let mut children = Vec::with_capacity(n);
-        let mut admins = Vec::with_capacity(n);
+        let recipe = Recipe {
+            exe: std::env::current_exe().context("cannot find this program to start copies")?,
+            config: config.map(Path::to_path_buf),
+            url: url.to_string(),
+        };
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut slots = Vec::with_capacity(n);
+        let mut tasks = Vec::with_capacity(n);
         for i in 1..=n {
-            let mut command = Command::new(&exe);
-            if let Some(config) = config {
-                command.arg("--config").arg(config);
+            let (child, admin) = recipe.start(i).await?;
+            let (ended_tx, ended) = tokio::sync::watch::channel(false);
+            let slot = Arc::new(Slot {
+                admin: std::sync::RwLock::new(Some(admin)),
+                stdin: tokio::sync::Mutex::new(None),
+                ended,
+            });
+            tasks.push(tokio::spawn(supervise(
+                i,
+                child,
+                recipe.clone(),
+                slot.clone(),
+                stopping.clone(),
+                ended_tx,
+            )));
+            slots.push(slot);
+        }
+        // Let each task hand over its child's stdin before anyone asks to stop.
+        for slot in &slots {
+            while slot.stdin.lock().await.is_none() && !*slot.ended.borrow() {
+                tokio::task::yield_now().await;
             }
-            let mut child = command
-                .arg("serve")
-                .env(CHILD_ENV, i.to_string())
-                .env("ACTION_WORKER__NATS__URL", url)
-                .env("ACTION_WORKER__ADMIN__LISTEN", "127.0.0.1:0")
-                .env("ACTION_WORKER__RUNTIME__PROCESSES", "1")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()
-                .with_context(|| format!("cannot start worker process {i}"))?;
-            let stdout = child.stdout.take().context("no stdout from a child")?;
-            let mut lines = BufReader::new(stdout).lines();
-            let mut admin = None;
-            let ready = tokio::time::timeout(Duration::from_secs(120), async {
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(rest) = line.strip_prefix("action-worker: admin on http://") {
-                        admin = rest.split_whitespace().next().map(str::to_string);
-                    }
-                    if line.starts_with("action-worker: serving ") {
-                        return true;
-                    }
-                }
-                false
-            })
-            .await;
-            if ready != Ok(true) {
-                bail!("worker process {i} did not start (its errors are above)");
-            }
-            // Keep draining its stdout so that it never blocks on a full pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            admins.push(admin.context("a child did not print its admin address")?);
-            children.push(child);
         }
         Ok(Self {
-            children: tokio::sync::Mutex::new(children),
-            admins,
+            slots,
+            stopping,
+            tasks,
         })
     }
 
     pub fn len(&self) -> usize {
-        self.admins.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.admins.is_empty()
-    }
-
-    /// Each child's answer to `path` on its admin port: (status code, body).
-    async fn get_all(&self, path: &str) -> Vec<Result<(u16, String), String>> {
-        let mut answers = Vec::with_capacity(self.admins.len());
-        for admin in &self.admins {
-            answers.push(get(admin, path).await);
-        }
-        answers
+        self.slots.is_empty()
     }
 
     /// Ready when every child is.
     pub async fn readiness(&self) -> Result<(), String> {
-        for (i, answer) in self.get_all("/readyz").await.into_iter().enumerate() {
-            match answer {
+        for (i, slot) in self.slots.iter().enumerate() {
+            let admin = slot.admin.read().ok().and_then(|a| a.clone());
+            let Some(admin) = admin else {
+                return Err(format!("process {} is starting again", i + 1));
+            };
+            match get(&admin, "/readyz").await {
                 Ok((200, _)) => {}
                 Ok((_, body)) => return Err(format!("process {}: {}", i + 1, body.trim())),
                 Err(e) => return Err(format!("process {}: {e}", i + 1)),
@@ -136,20 +186,26 @@ impl Children {
         Ok(())
     }
 
-    /// The children's `/metrics`, for [`merge`].
+    /// The children's `/metrics`, for [`merge`]. A child that is starting again counts from
+    /// zero: its predecessor's counts are gone with it.
     pub async fn metrics(&self) -> Vec<String> {
-        self.get_all("/metrics")
-            .await
-            .into_iter()
-            .filter_map(|a| a.ok().map(|(_, body)| body))
-            .collect()
+        let mut texts = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let admin = slot.admin.read().ok().and_then(|a| a.clone());
+            if let Some(admin) = admin
+                && let Ok((200, body)) = get(&admin, "/metrics").await
+            {
+                texts.push(body);
+            }
+        }
+        texts
     }
 
     /// Closes every child's stdin: their signal to stop taking jobs and finish.
     pub async fn signal_stop(&self) {
-        let mut children = self.children.lock().await;
-        for child in children.iter_mut() {
-            if let Some(mut stdin) = child.stdin.take() {
+        self.stopping.store(true, Ordering::SeqCst);
+        for slot in &self.slots {
+            if let Some(mut stdin) = slot.stdin.lock().await.take() {
                 let _ = stdin.shutdown().await;
             }
         }
@@ -157,17 +213,61 @@ impl Children {
 
     /// Waits up to `grace` for the children to exit, then kills what is left.
     pub async fn wait(&self, grace: Duration) {
-        let mut children = self.children.lock().await;
         let deadline = tokio::time::Instant::now() + grace;
-        for child in children.iter_mut() {
-            if tokio::time::timeout_at(deadline, child.wait())
-                .await
-                .is_err()
-            {
-                let _ = child.kill().await;
+        for slot in &self.slots {
+            let mut ended = slot.ended.clone();
+            let _ = tokio::time::timeout_at(deadline, ended.wait_for(|done| *done)).await;
+        }
+        // Dropping a child kills it (`kill_on_drop`): abort the tasks that still hold one.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Watches copy `i`: gives its stdin to the slot, and starts it again if it exits while the
+/// worker is not stopping.
+async fn supervise(
+    i: usize,
+    mut child: Child,
+    recipe: Recipe,
+    slot: Arc<Slot>,
+    stopping: Arc<AtomicBool>,
+    ended: tokio::sync::watch::Sender<bool>,
+) {
+    loop {
+        *slot.stdin.lock().await = child.stdin.take();
+        let status = child.wait().await;
+        if let Ok(mut admin) = slot.admin.write() {
+            *admin = None;
+        }
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        tracing::error!(process = i, status = ?status, "a worker process exited; starting it again");
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if stopping.load(Ordering::SeqCst) {
+                let _ = ended.send(true);
+                return;
+            }
+            match recipe.start(i).await {
+                Ok((next, admin)) => {
+                    child = next;
+                    if let Ok(mut slot_admin) = slot.admin.write() {
+                        *slot_admin = Some(admin);
+                    }
+                    break;
+                }
+                Err(error) => tracing::error!(
+                    process = i,
+                    error = format!("{error:#}"),
+                    "cannot start the worker process again"
+                ),
             }
         }
     }
+    let _ = ended.send(true);
 }
 
 /// A minimal HTTP/1.0 GET on loopback (the children's admin ports).

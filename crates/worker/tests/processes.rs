@@ -124,6 +124,33 @@ async fn two_processes_share_the_jobs_and_the_parent_answers_for_both() {
         "4 slots in each of 2 processes:\n{scrape}"
     );
 
+    // A copy that dies (a crash, an OOM kill) is started again.
+    std::process::Command::new("kill")
+        .args(["-KILL", &other.to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut replaced = None;
+    while replaced.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the killed process was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let ready = reqwest::get(format!("{admin}/readyz"))
+            .await
+            .unwrap()
+            .status();
+        if ready == 200 {
+            let workers = share_jobs(&client, 40).await;
+            replaced = workers
+                .iter()
+                .map(|w| w.rsplit(':').next().unwrap().parse::<u32>().unwrap())
+                .find(|p| *p != parent && *p != other);
+        }
+    }
+    let other = replaced.unwrap();
+
     // SIGTERM stops both.
     std::process::Command::new("kill")
         .args(["-TERM", &parent.to_string()])
