@@ -92,6 +92,8 @@ pub enum JobError {
     ZeroTimeout,
     #[error("tenant: {0:?} is not 1 to 64 letters, digits, '_' or '-'")]
     BadTenant(String),
+    #[error("action.name: {0:?} is not a camelCase name matching ^[a-z][A-Za-z0-9]{{0,63}}$")]
+    BadName(String),
     #[error("action.{0}")]
     Definition(#[from] DefinitionError),
 }
@@ -119,8 +121,14 @@ impl Job {
         {
             return Err(JobError::BadTenant(tenant.clone()));
         }
-        if let ActionRef::Inline(def) = &self.action {
-            def.validate()?;
+        match &self.action {
+            ActionRef::Inline(def) => def.validate()?,
+            // A name is one token of the registry key `<tenant>.<name>`: a dotted name would
+            // reach another tenant's key.
+            ActionRef::Named { name, .. } if !crate::definition::is_valid_action_name(name) => {
+                return Err(JobError::BadName(name.clone()));
+            }
+            ActionRef::Named { .. } => {}
         }
         Ok(())
     }
@@ -167,5 +175,14 @@ mod tests {
         );
         job.tenant = Some("acme-2_b".into());
         assert_eq!(job.validate(), Ok(()));
+        job.tenant = None;
+        job.action = ActionRef::Named {
+            name: "acme.getOrder".into(),
+            revision: None,
+        };
+        assert_eq!(
+            job.validate(),
+            Err(JobError::BadName("acme.getOrder".into()))
+        );
     }
 }

@@ -48,7 +48,13 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(status): State<Arc<Status>>) -> impl IntoResponse {
-    match status.readiness() {
+    let mut answer = status.readiness().map_err(str::to_string);
+    if answer.is_ok()
+        && let Some(children) = status.children.get()
+    {
+        answer = children.readiness().await;
+    }
+    match answer {
         Ok(()) => (StatusCode::OK, "ready\n".to_string()),
         Err(why) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_protocol::{Encoding, ErrorInfo, ErrorKind, Job, JobResult, Status};
+use action_protocol::{Encoding, ErrorInfo, ErrorKind, JobResult, Status};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
@@ -59,7 +59,9 @@ pub fn id_is_subject_safe(id: &str) -> bool {
 /// stream sequence of the job's message.
 pub fn results_subject(prefix: &str, id: Option<&str>, sequence: u64) -> String {
     match id {
-        Some(id) if id_is_subject_safe(id) => format!("{prefix}.results.{id}"),
+        Some(id) if id_is_subject_safe(id) && id.split('.').next() != Some("_seq") => {
+            format!("{prefix}.results.{id}")
+        }
         _ => format!("{prefix}.results._seq.{sequence}"),
     }
 }
@@ -167,16 +169,18 @@ impl Durable {
     }
 
     /// Stores `result` unless a result of the job is stored already; returns the stored one.
-    /// Retried through outages until it succeeds (or the process ends).
+    /// Retried with backoff through outages for up to [`STORE_PATIENCE`]; `None` after that
+    /// (the job is then handed back, to be run again later or elsewhere).
     async fn store(
         &self,
         subject: &str,
         encoding: Encoding,
         result: &JobResult,
         max_payload: usize,
-    ) -> (Encoding, bytes::Bytes) {
+    ) -> Option<(Encoding, bytes::Bytes)> {
         let payload = bytes::Bytes::from(encode_within(result, encoding, max_payload));
         let mut pause = Duration::from_millis(50);
+        let give_up = tokio::time::Instant::now() + STORE_PATIENCE;
         loop {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", result.job_id.as_str());
@@ -190,11 +194,11 @@ impl Durable {
                 Err(e) => Err(anyhow::Error::from(e)),
             };
             match sent {
-                Ok(ack) if !ack.duplicate => return (encoding, payload),
+                Ok(ack) if !ack.duplicate => return Some((encoding, payload)),
                 // Stored before (a duplicate within the window, or refused as a second
                 // message of the subject): the stored one stands.
                 outcome => match self.stored(subject).await {
-                    Ok(Some(stored)) => return stored,
+                    Ok(Some(stored)) => return Some(stored),
                     Ok(None) | Err(_) => {
                         if let Err(error) = outcome {
                             tracing::warn!(job_id = %result.job_id, %error, "cannot store the result yet; retrying");
@@ -202,9 +206,42 @@ impl Durable {
                     }
                 },
             }
+            if tokio::time::Instant::now() + pause > give_up {
+                tracing::error!(job_id = %result.job_id, subject, "cannot store the result; the job is handed back");
+                return None;
+            }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+/// How long a result is retried before its job is handed back.
+const STORE_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Sends progress acks for `message` every third of `ack_wait` until dropped (a panic or a
+/// cancelled future included), so that a job being run, stored or waiting for a slot is not
+/// given to another worker meanwhile.
+struct Progress(tokio::task::JoinHandle<()>);
+
+impl Progress {
+    fn start(message: &Message, ack_wait: Duration) -> Self {
+        let message = message.clone();
+        let every = (ack_wait / 3).max(Duration::from_millis(100));
+        Self(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -264,7 +301,11 @@ pub async fn pull_loop(
             let message = match next {
                 Ok(message) => message,
                 Err(error) => {
-                    tracing::debug!(%error, "pull ended");
+                    // A refused pull (no JetStream leader yet, the consumer gone) ends at
+                    // once: back off rather than ask again in a tight loop.
+                    tracing::warn!(%error, "the pull failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
                     break;
                 }
             };
@@ -272,13 +313,44 @@ pub async fn pull_loop(
                 let _ = message.ack_with(AckKind::Nak(None)).await;
                 continue;
             }
-            let Ok(permit) = worker.slots.clone().acquire_owned().await else {
-                return;
-            };
-            tokio::spawn(handle(worker.clone(), durable.clone(), message, permit));
+            match worker.slots.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(handle(worker.clone(), durable.clone(), message, permit));
+                }
+                // Request-reply jobs took the slots since the pull: wait for one in the
+                // background, keeping the message ours, or hand it back if the worker stops.
+                Err(_) => {
+                    tokio::spawn(wait_for_slot(
+                        worker.clone(),
+                        durable.clone(),
+                        message,
+                        stop.clone(),
+                    ));
+                }
+            }
         }
         if stopping {
             return;
+        }
+    }
+}
+
+async fn wait_for_slot(
+    worker: Arc<Worker>,
+    durable: Arc<Durable>,
+    message: Message,
+    mut stop: watch::Receiver<bool>,
+) {
+    let progress = Progress::start(&message, durable.ack_wait);
+    let permit = tokio::select! {
+        permit = worker.slots.clone().acquire_owned() => permit.ok(),
+        _ = stop.wait_for(|stopped| *stopped) => None,
+    };
+    drop(progress);
+    match permit {
+        Some(permit) => handle(worker, durable, message, permit).await,
+        None => {
+            let _ = message.ack_with(AckKind::Nak(None)).await;
         }
     }
 }
@@ -329,9 +401,18 @@ async fn handle_job(
         .as_ref()
         .and_then(|h| h.get("Nats-Msg-Id"))
         .map(|v| v.as_str().to_string());
+    // From here until the job is acked or handed back, JetStream hears that it is in hand.
+    let _progress = Progress::start(&message, durable.ack_wait);
     let (encoding, decoded) = decode(&message.payload, message.headers.as_ref());
+    let reply_to = decoded.as_ref().ok().and_then(|job| job.reply_to.clone());
     let job = decoded.and_then(|job| {
         job.validate().map_err(|e| e.to_string())?;
+        if job.id.split('.').next() == Some("_seq") {
+            return Err(format!(
+                "id: {:?} starts with the token _seq, which names results of jobs without a usable id",
+                job.id
+            ));
+        }
         if !id_is_subject_safe(&job.id) {
             return Err(format!(
                 "id: {:?} cannot be used in the result's subject {}.results.<id> (no spaces, \
@@ -351,10 +432,16 @@ async fn handle_job(
             result.worker = worker.executor.worker_id.clone();
             tracing::info!(%subject, error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(), "durable job rejected");
             crate::metrics::global().job("durable", "none", &result, started.elapsed());
-            durable
+            match durable
                 .store(&subject, encoding, &result, worker.max_payload())
-                .await;
-            let _ = message.double_ack().await;
+                .await
+            {
+                Some(stored) => {
+                    announce(&worker, reply_to.as_deref(), id, encoding, stored).await;
+                    let _ = message.double_ack().await;
+                }
+                None => hand_back(&message).await,
+            }
             return;
         }
     };
@@ -366,7 +453,7 @@ async fn handle_job(
         Ok(Some(stored)) => {
             crate::metrics::global().reannounced();
             tracing::info!(job_id = %job.id, delivered, "the job has a stored result; announced again, not run");
-            announce(&worker, &job, encoding, stored).await;
+            announce(&worker, job.reply_to.as_deref(), &job.id, encoding, stored).await;
             let _ = message.double_ack().await;
             return;
         }
@@ -401,20 +488,7 @@ async fn handle_job(
         crate::metrics::global().job("durable", "none", &result, started.elapsed());
         result
     } else {
-        let progress = {
-            let message = message.clone();
-            let every = (durable.ack_wait / 3).max(Duration::from_millis(100));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    let _ = message.ack_with(AckKind::Progress).await;
-                }
-            })
-        };
         let result = worker.execute(&job, delivered, "durable", started).await;
-        progress.abort();
         if result.status == Status::Failed && delivered < durable.max_attempts {
             tracing::warn!(job_id = %job.id, delivered, "the worker failed the job; handed back for another attempt");
             let _ = message
@@ -425,10 +499,14 @@ async fn handle_job(
         result
     };
     let last = delivered > durable.max_attempts;
-    let stored = durable
+    let Some(stored) = durable
         .store(&subject, encoding, &result, worker.max_payload())
-        .await;
-    announce(&worker, &job, encoding, stored).await;
+        .await
+    else {
+        hand_back(&message).await;
+        return;
+    };
+    announce(&worker, job.reply_to.as_deref(), &job.id, encoding, stored).await;
     let done = if last { AckKind::Term } else { AckKind::Ack };
     for _ in 0..5 {
         match message.double_ack_with(done).await {
@@ -441,14 +519,22 @@ async fn handle_job(
     }
 }
 
+/// Gives a job back to JetStream for a later delivery (here or on another replica).
+async fn hand_back(message: &Message) {
+    let _ = message
+        .ack_with(AckKind::Nak(Some(Duration::from_secs(5))))
+        .await;
+}
+
 /// Sends the stored result to the job's `reply_to`, in the job's encoding.
 async fn announce(
     worker: &Worker,
-    job: &Job,
+    reply_to: Option<&str>,
+    job_id: &str,
     encoding: Encoding,
     stored: (Encoding, bytes::Bytes),
 ) {
-    let Some(reply_to) = &job.reply_to else {
+    let Some(reply_to) = reply_to else {
         return;
     };
     let (stored_encoding, payload) = stored;
@@ -464,9 +550,9 @@ async fn announce(
     headers.insert("Content-Type", encoding.content_type());
     if let Err(error) = worker
         .client
-        .publish_with_headers(reply_to.clone(), headers, payload)
+        .publish_with_headers(reply_to.to_string(), headers, payload)
         .await
     {
-        tracing::warn!(job_id = %job.id, %error, "cannot send the result to reply_to");
+        tracing::warn!(job_id, %error, "cannot send the result to reply_to");
     }
 }

@@ -54,6 +54,9 @@ pub async fn stdin_closed() {
 #[derive(Debug)]
 struct Slot {
     admin: std::sync::RwLock<Option<String>>,
+    /// The last scrape that answered: used when a scrape fails, so that the summed counters
+    /// never seem to go back (Prometheus would read a reset).
+    last_metrics: std::sync::Mutex<Option<String>>,
     stdin: tokio::sync::Mutex<Option<ChildStdin>>,
     ended: tokio::sync::watch::Receiver<bool>,
 }
@@ -136,6 +139,7 @@ impl Children {
             let (ended_tx, ended) = tokio::sync::watch::channel(false);
             let slot = Arc::new(Slot {
                 admin: std::sync::RwLock::new(Some(admin)),
+                last_metrics: std::sync::Mutex::new(None),
                 stdin: tokio::sync::Mutex::new(None),
                 ended,
             });
@@ -192,10 +196,21 @@ impl Children {
         let mut texts = Vec::with_capacity(self.slots.len());
         for slot in &self.slots {
             let admin = slot.admin.read().ok().and_then(|a| a.clone());
-            if let Some(admin) = admin
-                && let Ok((200, body)) = get(&admin, "/metrics").await
-            {
-                texts.push(body);
+            let fresh = match admin {
+                Some(admin) => match get(&admin, "/metrics").await {
+                    Ok((200, body)) => Some(body),
+                    _ => None,
+                },
+                None => None,
+            };
+            let Ok(mut last) = slot.last_metrics.lock() else {
+                continue;
+            };
+            if let Some(body) = fresh {
+                *last = Some(body);
+            }
+            if let Some(body) = last.as_ref() {
+                texts.push(body.clone());
             }
         }
         texts

@@ -66,11 +66,24 @@ fn parse(key: &str, value: &[u8]) -> Known {
     Known::Action(Arc::new(definition))
 }
 
+/// Why a name did not resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResolveError {
+    /// No such action (or revision) for the job's tenant, or a stored value that is not a
+    /// definition: the job is `rejected`.
+    Rejected(String),
+    /// The bucket could not be read (an outage, a leader election): the worker's fault, not
+    /// the job's, so the job is `failed` and a durable one is tried again.
+    Unavailable(String),
+}
+
 pub struct Registry {
     store: kv::Store,
     current: RwLock<HashMap<String, Cached>>,
     /// Pinned revisions that are not the current one, by (key, revision).
     pinned: RwLock<HashMap<(String, u64), Known>>,
+    /// The newest revision the watch delivered: a new watch resumes after it.
+    watched: std::sync::atomic::AtomicU64,
 }
 
 impl Registry {
@@ -93,6 +106,7 @@ impl Registry {
             store,
             current: RwLock::default(),
             pinned: RwLock::default(),
+            watched: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -105,23 +119,34 @@ impl Registry {
         }
     }
 
-    /// Follows the bucket until the process ends. The watch delivers changes from its start
-    /// on, so a broken watch is started again with the cache emptied: whatever changed in
-    /// between is read from the bucket on next use.
+    /// Follows the bucket until the process ends. A broken watch is started again after the
+    /// last revision it delivered, so no update in between is missed; before the first
+    /// update there is nothing to resume from, so the cache is emptied instead and whatever
+    /// changed is read from the bucket on next use.
     pub fn follow(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
         let registry = self.clone();
         tokio::spawn(async move {
             let mut first = true;
             loop {
-                if !first && let Ok(mut current) = registry.current.write() {
-                    current.clear();
-                }
+                let last = registry.watched.load(Ordering::SeqCst);
+                let watch = if last > 0 {
+                    registry.store.watch_all_from_revision(last + 1).await
+                } else {
+                    if !first && let Ok(mut current) = registry.current.write() {
+                        current.clear();
+                    }
+                    registry.store.watch_all().await
+                };
                 first = false;
-                match registry.store.watch_all().await {
+                match watch {
                     Ok(mut watch) => {
                         while let Some(entry) = watch.next().await {
                             match entry {
-                                Ok(entry) => registry.apply(&entry),
+                                Ok(entry) => {
+                                    registry.apply(&entry);
+                                    registry.watched.fetch_max(entry.revision, Ordering::SeqCst);
+                                }
                                 Err(error) => {
                                     tracing::warn!(%error, "the registry watch failed");
                                     break;
@@ -131,7 +156,7 @@ impl Registry {
                     }
                     Err(error) => tracing::warn!(%error, "cannot watch the registry"),
                 }
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
     }
@@ -156,7 +181,7 @@ impl Registry {
         tenant: Option<&str>,
         name: &str,
         revision: Option<u64>,
-    ) -> Result<(u64, Arc<ActionDefinition>), String> {
+    ) -> Result<(u64, Arc<ActionDefinition>), ResolveError> {
         let key = key(tenant, name);
         let whose = match tenant {
             Some(tenant) => format!("tenant {tenant:?}"),
@@ -165,19 +190,17 @@ impl Registry {
         let unknown = || format!("unknown action {name:?}: not in the registry for {whose}");
         let answer = |revision: u64, known: Known| match known {
             Known::Action(definition) => Ok((revision, definition)),
-            Known::Invalid(reason) => {
-                Err(format!("action {name:?} (revision {revision}): {reason}"))
-            }
-            Known::Deleted => Err(unknown()),
+            Known::Invalid(reason) => Err(ResolveError::Rejected(format!(
+                "action {name:?} (revision {revision}): {reason}"
+            ))),
+            Known::Deleted => Err(ResolveError::Rejected(unknown())),
         };
         let cached = match self.cached(&key) {
             Some(cached) => Some(cached),
             None => {
-                let entry = self
-                    .store
-                    .entry(key.as_str())
-                    .await
-                    .map_err(|e| format!("cannot read the registry: {e}"))?;
+                let entry = self.store.entry(key.as_str()).await.map_err(|e| {
+                    ResolveError::Unavailable(format!("cannot read the registry: {e}"))
+                })?;
                 entry.map(|entry| {
                     self.apply(&entry);
                     self.cached(&key).unwrap_or(Cached {
@@ -190,7 +213,7 @@ impl Registry {
         let Some(wanted) = revision else {
             return match cached {
                 Some(cached) => answer(cached.revision, cached.known),
-                None => Err(unknown()),
+                None => Err(ResolveError::Rejected(unknown())),
             };
         };
         if let Some(cached) = &cached
@@ -210,7 +233,9 @@ impl Registry {
                     .store
                     .entry_for_revision(key.as_str(), wanted)
                     .await
-                    .map_err(|e| format!("cannot read the registry: {e}"))?;
+                    .map_err(|e| {
+                        ResolveError::Unavailable(format!("cannot read the registry: {e}"))
+                    })?;
                 let known = match entry {
                     Some(entry) if entry.operation == kv::Operation::Put => {
                         parse(&entry.key, &entry.value)
@@ -219,9 +244,9 @@ impl Registry {
                         let current = cached
                             .map(|c| format!(" (current: {})", c.revision))
                             .unwrap_or_default();
-                        return Err(format!(
+                        return Err(ResolveError::Rejected(format!(
                             "revision {wanted} of action {name:?} is not in the registry for {whose}{current}"
-                        ));
+                        )));
                     }
                 };
                 if let Ok(mut pinned) = self.pinned.write() {

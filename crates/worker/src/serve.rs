@@ -24,7 +24,7 @@ use crate::config::{NatsSection, WorkerConfig};
 use crate::durable::{Durable, pull_loop};
 use crate::embedded::EmbeddedServer;
 use crate::execute::Executor;
-use crate::registry::Registry;
+use crate::registry::{Registry, ResolveError};
 
 /// What every job handler shares.
 pub struct Worker {
@@ -121,7 +121,18 @@ impl Worker {
                                 self.executor.run(job, &action, attempt).await,
                             );
                         }
-                        Err(message) => JobResult::rejected(&job.id, name, message),
+                        Err(ResolveError::Rejected(message)) => {
+                            JobResult::rejected(&job.id, name, message)
+                        }
+                        Err(ResolveError::Unavailable(message)) => JobResult::empty(
+                            &job.id,
+                            name,
+                            action_protocol::Status::Failed,
+                            Some(action_protocol::ErrorInfo::new(
+                                action_protocol::ErrorKind::Internal,
+                                message,
+                            )),
+                        ),
                     }
                 }
             },
@@ -299,15 +310,23 @@ pub async fn serve(
     // One future for the whole loop: a read of stdin occupies a blocking thread until it
     // returns, so making a new one per iteration would leak a thread per request.
     let mut parent_gone = Box::pin(crate::processes::stdin_closed());
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for SIGINT")?;
     loop {
+        // Every wait, for a request or for a slot, also listens for the signals to stop.
         tokio::select! {
             next = requests.next() => {
                 let Some((request, force_test)) = next else { break };
-                let permit = slots.clone().acquire_owned().await.context("the job slots closed")?;
+                let permit = tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit.context("the job slots closed")?,
+                    _ = interrupt.recv() => break,
+                    _ = terminate.recv() => break,
+                    _ = &mut parent_gone, if child => break,
+                };
                 tokio::spawn(handle(worker.clone(), request, force_test, permit));
             }
-            // Both end the loop, so that the embedded nats-server is stopped with the worker.
-            _ = tokio::signal::ctrl_c() => break,
+            // Each ends the loop, so that the embedded nats-server is stopped with the worker.
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
             // A child stops when its parent closes its stdin (or dies).
             _ = &mut parent_gone, if child => break,
@@ -318,6 +337,9 @@ pub async fn serve(
         .stopping
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(true);
+    let grace = Duration::from_millis(config.nats.shutdown_grace_ms);
+    // The other processes stop at the same time and get the same grace, plus a little.
+    let children_deadline = tokio::time::Instant::now() + grace + Duration::from_secs(5);
     if let Some(children) = status.children.get() {
         children.signal_stop().await;
     }
@@ -326,7 +348,6 @@ pub async fn serve(
         tracing::warn!(%error, "cannot stop the NATS service cleanly");
     }
     let everything = u32::try_from(config.nats.max_concurrent_jobs).unwrap_or(u32::MAX);
-    let grace = Duration::from_millis(config.nats.shutdown_grace_ms);
     match tokio::time::timeout(grace, slots.acquire_many(everything)).await {
         Ok(_) => say("action-worker: stopped".to_string()),
         Err(_) => say(format!(
@@ -340,7 +361,9 @@ pub async fn serve(
     }
     let _ = client.flush().await;
     if let Some(children) = status.children.get() {
-        children.wait(Duration::from_secs(5)).await;
+        children
+            .wait(children_deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await;
     }
     drop(embedded);
     Ok(())

@@ -271,6 +271,43 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
             .contains("cannot be used in the result's subject"),
         "{found}"
     );
+    // A job that decodes but breaks a rule: its rejection goes to its reply_to as well.
+    let mut bad_tenant = python_job("bad3", "def execute_action(c):\n    return 1\n");
+    bad_tenant["tenant"] = json!("no.dots");
+    bad_tenant["reply_to"] = json!("replies.bad3");
+    publish_json(&js, &bad_tenant).await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.subject.as_str(), "replies.bad3");
+    let (_, result) = decode_reply(&reply);
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("tenant:")
+    );
+    // `_seq` is reserved for results of jobs without a usable id.
+    let mut reserved = python_job("_seq.1", "def execute_action(c):\n    return 1\n");
+    reserved["reply_to"] = json!("replies.reserved");
+    publish_json(&js, &reserved).await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.subject.as_str(), "replies.reserved");
+    let (_, result) = decode_reply(&reply);
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("_seq"),
+        "{result}"
+    );
+
     tokio::time::sleep(Duration::from_millis(300)).await;
     let info = consumer_info(&js).await;
     assert_eq!(info.num_ack_pending, 0, "every job acked");

@@ -115,6 +115,18 @@ async fn the_registry_serves_named_actions_per_tenant_and_follows_updates() {
     );
     let result = run(&client, job("t3", None)).await;
     assert_eq!(result["output"], "v2 ann");
+    // A dotted name would reach another tenant's key: refused before any lookup.
+    let mut dotted = job("t5", None);
+    dotted["action"]["name"] = json!("acme.greet");
+    let result = run(&client, dotted).await;
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("action.name"),
+        "{result}"
+    );
     let mut sneaky = job("t4", Some("acme.greet"));
     sneaky["tenant"] = json!("acme.x");
     let result = run(&client, sneaky).await;
