@@ -312,6 +312,8 @@ pub async fn serve(
     let mut parent_gone = Box::pin(crate::processes::stdin_closed());
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("cannot listen for SIGINT")?;
+    // A request taken from the subscription when the signal came, still to be run.
+    let mut in_hand = None;
     loop {
         // Every wait, for a request or for a slot, also listens for the signals to stop.
         tokio::select! {
@@ -319,9 +321,9 @@ pub async fn serve(
                 let Some((request, force_test)) = next else { break };
                 let permit = tokio::select! {
                     permit = slots.clone().acquire_owned() => permit.context("the job slots closed")?,
-                    _ = interrupt.recv() => break,
-                    _ = terminate.recv() => break,
-                    _ = &mut parent_gone, if child => break,
+                    _ = interrupt.recv() => { in_hand = Some((request, force_test)); break }
+                    _ = terminate.recv() => { in_hand = Some((request, force_test)); break }
+                    _ = &mut parent_gone, if child => { in_hand = Some((request, force_test)); break }
                 };
                 tokio::spawn(handle(worker.clone(), request, force_test, permit));
             }
@@ -343,10 +345,31 @@ pub async fn serve(
     if let Some(children) = status.children.get() {
         children.signal_stop().await;
     }
-    drop(requests);
+    // Unsubscribe the endpoints, then run the requests already delivered to this worker
+    // (the queue group will not give them to another): their callers are waiting.
     if let Err(error) = service.stop().await {
         tracing::warn!(%error, "cannot stop the NATS service cleanly");
     }
+    let drain_until = tokio::time::Instant::now() + grace;
+    loop {
+        let next = match in_hand.take() {
+            Some(request) => Some(request),
+            None => tokio::time::timeout_at(drain_until, requests.next())
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some((request, force_test)) = next else {
+            break;
+        };
+        let Ok(Ok(permit)) =
+            tokio::time::timeout_at(drain_until, slots.clone().acquire_owned()).await
+        else {
+            break;
+        };
+        tokio::spawn(handle(worker.clone(), request, force_test, permit));
+    }
+    drop(requests);
     let everything = u32::try_from(config.nats.max_concurrent_jobs).unwrap_or(u32::MAX);
     match tokio::time::timeout(grace, slots.acquire_many(everything)).await {
         Ok(_) => say("action-worker: stopped".to_string()),

@@ -230,3 +230,49 @@ async fn a_result_too_big_for_a_nats_message_is_a_limit_not_a_hang() {
     assert_eq!(result["output"], 1);
     assert!(worker.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_already_delivered_are_answered_when_the_worker_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let upstream = common::serve(
+        axum::Router::new().route(
+            "/slow",
+            axum::routing::get(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(400)).await;
+                    "done"
+                }
+            }),
+        ),
+        "127.0.0.1:0",
+    )
+    .await;
+    // One slot: the other requests wait in this worker's subscription.
+    let extra = format!("[nats]\nurl = \"{}\"\nmax_concurrent_jobs = 1\n", nats.url);
+    let worker = Worker::start(&dir.path().join("w"), &extra).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let code = format!(
+        "import requests\ndef execute_action(c):\n    return requests.get('http://{upstream}/slow').text\n"
+    );
+    let mut tasks = vec![];
+    for i in 0..4 {
+        let client = client.clone();
+        let job = python_job(&format!("s{i}"), &code);
+        tasks.push(tokio::spawn(async move { run_json(&client, &job).await }));
+    }
+    while hits.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = worker.terminate().await;
+    assert!(status.success(), "{status}");
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert_eq!(result["status"], "ok", "{result}");
+        assert_eq!(result["output"], "done");
+    }
+}
