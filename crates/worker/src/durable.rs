@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_protocol::{Encoding, ErrorInfo, ErrorKind, JobResult, Status};
+use action_protocol::{Encoding, ErrorInfo, ErrorKind, Job, JobResult, Status};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
@@ -153,13 +153,22 @@ impl Durable {
     }
 
     /// The stored result of `subject`, if any, with its encoding.
-    async fn stored(&self, subject: &str) -> anyhow::Result<Option<(Encoding, bytes::Bytes)>> {
+    async fn stored(&self, subject: &str) -> anyhow::Result<Option<Stored>> {
         use async_nats::jetstream::stream::DirectGetErrorKind;
         match self.results.direct_get_last_for_subject(subject).await {
             Ok(message) => {
                 let content_type = message.headers.get("Content-Type").map(|v| v.as_str());
                 let encoding = Encoding::from_content_type(content_type).unwrap_or(Encoding::Json);
-                Ok(Some((encoding, message.payload)))
+                let tenant = message
+                    .headers
+                    .get(TENANT_HEADER)
+                    .map(|v| v.as_str().to_string())
+                    .unwrap_or_default();
+                Ok(Some(Stored {
+                    encoding,
+                    payload: message.payload,
+                    tenant,
+                }))
             }
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
             Err(e) => Err(anyhow::anyhow!(
@@ -176,8 +185,9 @@ impl Durable {
         subject: &str,
         encoding: Encoding,
         result: &JobResult,
+        tenant: &str,
         max_payload: usize,
-    ) -> Option<(Encoding, bytes::Bytes)> {
+    ) -> Option<Stored> {
         let payload = bytes::Bytes::from(encode_within(result, encoding, max_payload));
         let mut pause = Duration::from_millis(50);
         let give_up = tokio::time::Instant::now() + STORE_PATIENCE;
@@ -185,6 +195,7 @@ impl Durable {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", result.job_id.as_str());
             headers.insert("Content-Type", encoding.content_type());
+            headers.insert(TENANT_HEADER, tenant);
             let sent = match self
                 .js
                 .publish_with_headers(subject.to_string(), headers, payload.clone())
@@ -194,7 +205,13 @@ impl Durable {
                 Err(e) => Err(anyhow::Error::from(e)),
             };
             match sent {
-                Ok(ack) if !ack.duplicate => return Some((encoding, payload)),
+                Ok(ack) if !ack.duplicate => {
+                    return Some(Stored {
+                        encoding,
+                        payload,
+                        tenant: tenant.to_string(),
+                    });
+                }
                 // Stored before (a duplicate within the window, or refused as a second
                 // message of the subject): the stored one stands.
                 outcome => match self.stored(subject).await {
@@ -215,6 +232,17 @@ impl Durable {
         }
     }
 }
+
+/// A stored result: how it is encoded, and the tenant of the job that produced it.
+pub struct Stored {
+    encoding: Encoding,
+    payload: bytes::Bytes,
+    tenant: String,
+}
+
+/// The header of a stored result that names its job's tenant (empty: none), so that a job of
+/// another tenant reusing the id is not answered with it.
+const TENANT_HEADER: &str = "Action-Worker-Tenant";
 
 /// How long a result is retried before its job is handed back.
 const STORE_PATIENCE: Duration = Duration::from_secs(300);
@@ -433,7 +461,7 @@ async fn handle_job(
             tracing::info!(%subject, error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(), "durable job rejected");
             crate::metrics::global().job("durable", "none", &result, started.elapsed());
             match durable
-                .store(&subject, encoding, &result, worker.max_payload())
+                .store(&subject, encoding, &result, "", worker.max_payload())
                 .await
             {
                 Some(stored) => {
@@ -453,7 +481,7 @@ async fn handle_job(
         Ok(Some(stored)) => {
             crate::metrics::global().reannounced();
             tracing::info!(job_id = %job.id, delivered, "the job has a stored result; announced again, not run");
-            announce(&worker, job.reply_to.as_deref(), &job.id, encoding, stored).await;
+            announce_to_job(&worker, &job, encoding, stored).await;
             let _ = message.double_ack().await;
             return;
         }
@@ -499,14 +527,15 @@ async fn handle_job(
         result
     };
     let last = delivered > durable.max_attempts;
+    let tenant = job.tenant.clone().unwrap_or_default();
     let Some(stored) = durable
-        .store(&subject, encoding, &result, worker.max_payload())
+        .store(&subject, encoding, &result, &tenant, worker.max_payload())
         .await
     else {
         hand_back(&message).await;
         return;
     };
-    announce(&worker, job.reply_to.as_deref(), &job.id, encoding, stored).await;
+    announce_to_job(&worker, &job, encoding, stored).await;
     let done = if last { AckKind::Term } else { AckKind::Ack };
     for _ in 0..5 {
         match message.double_ack_with(done).await {
@@ -526,18 +555,49 @@ async fn hand_back(message: &Message) {
         .await;
 }
 
-/// Sends the stored result to the job's `reply_to`, in the job's encoding.
+/// Sends the stored result to `job`'s `reply_to` — unless it is the result of another
+/// tenant's job that used the same id: then `job` is told its id is taken, and nothing of the
+/// other job is shown.
+async fn announce_to_job(worker: &Worker, job: &Job, encoding: Encoding, stored: Stored) {
+    if stored.tenant != job.tenant.clone().unwrap_or_default() {
+        tracing::warn!(job_id = %job.id, "a job id of another tenant's job: rejected");
+        let mut result = JobResult::rejected(
+            &job.id,
+            job.action.name(),
+            format!(
+                "id: {:?} is the id of another tenant's job; job ids must be unique across tenants",
+                job.id
+            ),
+        );
+        result.worker = worker.executor.worker_id.clone();
+        let payload = bytes::Bytes::from(encoding.encode(&result));
+        let own = Stored {
+            encoding,
+            payload,
+            tenant: String::new(),
+        };
+        announce(worker, job.reply_to.as_deref(), &job.id, encoding, own).await;
+        return;
+    }
+    announce(worker, job.reply_to.as_deref(), &job.id, encoding, stored).await;
+}
+
+/// Sends a stored result to `reply_to`, in the job's encoding.
 async fn announce(
     worker: &Worker,
     reply_to: Option<&str>,
     job_id: &str,
     encoding: Encoding,
-    stored: (Encoding, bytes::Bytes),
+    stored: Stored,
 ) {
     let Some(reply_to) = reply_to else {
         return;
     };
-    let (stored_encoding, payload) = stored;
+    let Stored {
+        encoding: stored_encoding,
+        payload,
+        ..
+    } = stored;
     let payload = if stored_encoding == encoding {
         payload
     } else {

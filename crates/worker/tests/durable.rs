@@ -308,6 +308,45 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
         "{result}"
     );
 
+    // A job id is never a way into another tenant's result.
+    let mut acme = python_job(
+        "shared-1",
+        "def execute_action(c):\n    return 'acme secret'\n",
+    );
+    acme["tenant"] = json!("acme");
+    acme["reply_to"] = json!("replies.acme");
+    publish_json(&js, &acme).await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(decode_reply(&reply).1["output"], "acme secret");
+    let mut globex = python_job("shared-1", "def execute_action(c):\n    return 'mine'\n");
+    globex["tenant"] = json!("globex");
+    globex["reply_to"] = json!("replies.globex");
+    publish(
+        &js,
+        "shared-1-globex",
+        "application/json",
+        globex.to_string().into_bytes(),
+    )
+    .await;
+    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply.subject.as_str(), "replies.globex");
+    let (_, result) = decode_reply(&reply);
+    assert_eq!(result["status"], "rejected", "{result}");
+    assert!(!result.to_string().contains("acme secret"), "{result}");
+    assert!(
+        result["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another tenant's job"),
+        "{result}"
+    );
+
     tokio::time::sleep(Duration::from_millis(300)).await;
     let info = consumer_info(&js).await;
     assert_eq!(info.num_ack_pending, 0, "every job acked");
