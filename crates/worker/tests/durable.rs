@@ -84,6 +84,14 @@ async fn wait_stored(js: &jetstream::Context, id: &str, within: Duration) -> Val
     }
 }
 
+/// The next message on `replies`, within 30 s.
+async fn next_reply(replies: &mut async_nats::Subscriber) -> async_nats::Message {
+    tokio::time::timeout(Duration::from_secs(30), replies.next())
+        .await
+        .expect("a reply within 30 s")
+        .unwrap()
+}
+
 async fn results_count(js: &jetstream::Context) -> u64 {
     let mut stream = js.get_stream("ACTIONS_RESULTS").await.unwrap();
     stream.info().await.unwrap().state.messages
@@ -159,10 +167,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
     );
     job["reply_to"] = json!("replies.p1");
     publish_json(&js, &job).await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(reply.subject.as_str(), "replies.p1");
     let result: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(result["status"], "ok", "{result}");
@@ -187,10 +192,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
         rmp_serde::to_vec_named(&job).unwrap(),
     )
     .await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     let (content_type, result) = decode_reply(&reply);
     assert_eq!(content_type, "application/msgpack");
     assert_eq!(result["status"], "ok", "{result}");
@@ -210,10 +212,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
         again.to_string().into_bytes(),
     )
     .await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(reply.subject.as_str(), "replies.p1again");
     let result: Value = serde_json::from_slice(&reply.payload).unwrap();
     assert_eq!(result["output"], json!({"double": 4}), "{result}");
@@ -276,10 +275,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
     bad_tenant["tenant"] = json!("no.dots");
     bad_tenant["reply_to"] = json!("replies.bad3");
     publish_json(&js, &bad_tenant).await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(reply.subject.as_str(), "replies.bad3");
     let (_, result) = decode_reply(&reply);
     assert_eq!(result["status"], "rejected", "{result}");
@@ -293,10 +289,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
     let mut reserved = python_job("_seq.1", "def execute_action(c):\n    return 1\n");
     reserved["reply_to"] = json!("replies.reserved");
     publish_json(&js, &reserved).await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(reply.subject.as_str(), "replies.reserved");
     let (_, result) = decode_reply(&reply);
     assert_eq!(result["status"], "rejected", "{result}");
@@ -316,10 +309,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
     acme["tenant"] = json!("acme");
     acme["reply_to"] = json!("replies.acme");
     publish_json(&js, &acme).await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(decode_reply(&reply).1["output"], "acme secret");
     let mut globex = python_job("shared-1", "def execute_action(c):\n    return 'mine'\n");
     globex["tenant"] = json!("globex");
@@ -331,10 +321,7 @@ async fn durable_jobs_json_and_msgpack_api_and_python() {
         globex.to_string().into_bytes(),
     )
     .await;
-    let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let reply = next_reply(&mut replies).await;
     assert_eq!(reply.subject.as_str(), "replies.globex");
     let (_, result) = decode_reply(&reply);
     assert_eq!(result["status"], "rejected", "{result}");
