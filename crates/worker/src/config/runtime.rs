@@ -1,0 +1,178 @@
+//! `[runtime]` and `[limits]`: the sandbox and the limits of a job.
+
+use std::path::PathBuf;
+
+use action_sandbox::JobLimits;
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+
+/// `[runtime]`: the Python runtime component and the instance pool.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// The component built by `make runtime`; relative paths are taken from the working directory.
+    pub component: PathBuf,
+    /// Compiled components are cached here (one file per runtime build and engine settings).
+    pub cache_dir: PathBuf,
+    /// Instances that may exist at once (running jobs plus warm ones).
+    pub max_instances: u32,
+    /// Instances made ready ahead of their jobs.
+    pub warm_instances: u32,
+    /// MiB of each memory slot kept mapped between jobs.
+    pub keep_resident_mb: u64,
+    /// KiB of WebAssembly stack per job.
+    pub max_wasm_stack_kb: u64,
+    /// Worker processes `serve` runs (itself and copies, see `crate::processes`); 0: one
+    /// per CPU.
+    pub processes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            component: "build/action-runtime.wasm".into(),
+            cache_dir: "data/cache".into(),
+            max_instances: 64,
+            warm_instances: 1,
+            keep_resident_mb: 8,
+            max_wasm_stack_kb: 1024,
+            processes: 0,
+        }
+    }
+}
+
+/// `[limits]` are the defaults of every job; `[limits.max]` caps what an action may ask for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    #[serde(flatten)]
+    pub default: LimitValues,
+    pub max: LimitValues,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default: LimitValues::default(),
+            max: LimitValues {
+                timeout_ms: 120_000,
+                fuel: 8 * JobLimits::FUEL_PER_SECOND,
+                memory_mb: 256,
+                max_http_calls: 100,
+                output_bytes: 4 << 20,
+                log_bytes: 256 << 10,
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitValues {
+    pub timeout_ms: u64,
+    pub fuel: u64,
+    pub memory_mb: u64,
+    pub max_http_calls: u32,
+    pub output_bytes: u32,
+    pub log_bytes: u32,
+}
+
+impl Default for LimitValues {
+    fn default() -> Self {
+        let d = JobLimits::default();
+        Self {
+            timeout_ms: d.timeout.as_millis() as u64,
+            fuel: d.fuel,
+            memory_mb: d.memory_bytes >> 20,
+            max_http_calls: d.max_http_calls,
+            output_bytes: d.output_bytes,
+            log_bytes: d.log_bytes,
+        }
+    }
+}
+
+impl LimitValues {
+    pub fn to_job_limits(self) -> JobLimits {
+        JobLimits {
+            timeout: std::time::Duration::from_millis(self.timeout_ms),
+            fuel: self.fuel,
+            memory_bytes: self.memory_mb << 20,
+            max_http_calls: self.max_http_calls,
+            output_bytes: self.output_bytes,
+            log_bytes: self.log_bytes,
+        }
+    }
+
+    pub(super) fn validate(&self, section: &str) -> anyhow::Result<()> {
+        for (key, value) in [
+            ("timeout_ms", self.timeout_ms),
+            ("fuel", self.fuel),
+            ("memory_mb", self.memory_mb),
+            ("output_bytes", u64::from(self.output_bytes)),
+            ("log_bytes", u64::from(self.log_bytes)),
+        ] {
+            if value == 0 {
+                bail!("{section}.{key}: must be at least 1");
+            }
+        }
+        if self.memory_mb < 96 {
+            bail!(
+                "{section}.memory_mb: {} is too small: the Python runtime alone needs about 60 MiB",
+                self.memory_mb
+            );
+        }
+        Ok(())
+    }
+}
+
+impl RuntimeConfig {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        let r = self;
+        if r.max_instances == 0 {
+            bail!("runtime.max_instances: must be at least 1");
+        }
+        if r.warm_instances >= r.max_instances {
+            bail!(
+                "runtime.warm_instances: must be less than runtime.max_instances ({})",
+                r.max_instances
+            );
+        }
+        if !(64..=16384).contains(&r.max_wasm_stack_kb) {
+            bail!(
+                "runtime.max_wasm_stack_kb: {} is outside 64..=16384",
+                r.max_wasm_stack_kb
+            );
+        }
+        Ok(())
+    }
+}
+
+impl LimitsConfig {
+    /// Each set of values, and no default over its maximum.
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        self.default.validate("limits")?;
+        self.max.validate("limits.max")?;
+        let (d, m) = (&self.default, &self.max);
+        for (key, default, max) in [
+            ("timeout_ms", d.timeout_ms, m.timeout_ms),
+            ("fuel", d.fuel, m.fuel),
+            ("memory_mb", d.memory_mb, m.memory_mb),
+            (
+                "max_http_calls",
+                u64::from(d.max_http_calls),
+                u64::from(m.max_http_calls),
+            ),
+            (
+                "output_bytes",
+                u64::from(d.output_bytes),
+                u64::from(m.output_bytes),
+            ),
+            ("log_bytes", u64::from(d.log_bytes), u64::from(m.log_bytes)),
+        ] {
+            if default > max {
+                bail!("limits.{key}: the default {default} is over limits.max.{key} = {max}");
+            }
+        }
+        Ok(())
+    }
+}
