@@ -46,22 +46,23 @@ const PULL_EXPIRES: Duration = Duration::from_secs(3);
 /// The streams' duplicate window: a publisher's retry within it is dropped by `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
-/// Whether `id` can end a subject: tokens of visible characters, no wildcards.
-pub fn id_is_subject_safe(id: &str) -> bool {
+/// Whether `id` can name a result, `<prefix>.results.<id>`: tokens of visible characters, no
+/// wildcards, and not starting with the token `_seq`, which names the results of jobs without
+/// such an id.
+pub fn id_names_a_result(id: &str) -> bool {
     !id.is_empty()
         && !id.split('.').any(str::is_empty)
+        && id.split('.').next() != Some("_seq")
         && !id
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
 }
 
-/// The results stream's subject of a job id, or, for an id that cannot end a subject, of the
+/// The results stream's subject of a job id, or, for an id that cannot name a result, of the
 /// stream sequence of the job's message.
 pub fn results_subject(prefix: &str, id: Option<&str>, sequence: u64) -> String {
     match id {
-        Some(id) if id_is_subject_safe(id) && id.split('.').next() != Some("_seq") => {
-            format!("{prefix}.results.{id}")
-        }
+        Some(id) if id_names_a_result(id) => format!("{prefix}.results.{id}"),
         _ => format!("{prefix}.results._seq.{sequence}"),
     }
 }
@@ -401,15 +402,17 @@ async fn handle(
         .map(|v| v.as_str().to_string())
         .unwrap_or_default();
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
-    handle_job(worker, durable, message, slot)
+    handle_job(worker, durable, message, msg_id, slot)
         .instrument(span)
         .await;
 }
 
+/// `msg_id`: the message's `Nats-Msg-Id` (empty without one).
 async fn handle_job(
     worker: Arc<Worker>,
     durable: Arc<Durable>,
     message: Message,
+    msg_id: String,
     _slot: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
@@ -424,27 +427,17 @@ async fn handle_job(
             return;
         }
     };
-    let msg_id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.as_str().to_string());
     // From here until the job is acked or handed back, JetStream hears that it is in hand.
     let _progress = Progress::start(&message, durable.ack_wait);
     let (encoding, decoded) = decode(&message.payload, message.headers.as_ref());
     let reply_to = decoded.as_ref().ok().and_then(|job| job.reply_to.clone());
     let job = decoded.and_then(|job| {
         job.validate().map_err(|e| e.to_string())?;
-        if job.id.split('.').next() == Some("_seq") {
-            return Err(format!(
-                "id: {:?} starts with the token _seq, which names results of jobs without a usable id",
-                job.id
-            ));
-        }
-        if !id_is_subject_safe(&job.id) {
+        if !id_names_a_result(&job.id) {
             return Err(format!(
                 "id: {:?} cannot be used in the result's subject {}.results.<id> (no spaces, \
-                 '*', '>' or empty tokens)",
+                 '*', '>' or empty tokens, and no first token _seq, which names the results \
+                 of jobs without such an id)",
                 job.id, durable.prefix
             ));
         }
@@ -453,7 +446,7 @@ async fn handle_job(
     let job = match job {
         Ok(job) => job,
         Err(problem) => {
-            let id = msg_id.as_deref().unwrap_or_default();
+            let id = msg_id.as_str();
             let subject = results_subject(&durable.prefix, Some(id), sequence);
             let mut result = JobResult::rejected(id, "", problem);
             result.attempt = delivered;

@@ -196,13 +196,8 @@ impl Metrics {
                 .error
                 .as_ref()
                 .and_then(|e| e.limit)
-                .map(|l| {
-                    serde_json::to_value(l)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default()
-                })
-                .unwrap_or_else(|| "unknown".into());
+                .map_or("unknown", |l| l.as_str())
+                .to_string();
             inner.limits.add(vec![limit], 1);
         }
     }

@@ -135,12 +135,12 @@ impl Children {
         let mut slots = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n);
         for i in 1..=n {
-            let (child, admin) = recipe.start(i).await?;
+            let (mut child, admin) = recipe.start(i).await?;
             let (ended_tx, ended) = tokio::sync::watch::channel(false);
             let slot = Arc::new(Slot {
                 admin: std::sync::RwLock::new(Some(admin)),
                 last_metrics: std::sync::Mutex::new(None),
-                stdin: tokio::sync::Mutex::new(None),
+                stdin: tokio::sync::Mutex::new(child.stdin.take()),
                 ended,
             });
             tasks.push(tokio::spawn(supervise(
@@ -152,12 +152,6 @@ impl Children {
                 ended_tx,
             )));
             slots.push(slot);
-        }
-        // Let each task hand over its child's stdin before anyone asks to stop.
-        for slot in &slots {
-            while slot.stdin.lock().await.is_none() && !*slot.ended.borrow() {
-                tokio::task::yield_now().await;
-            }
         }
         Ok(Self {
             slots,
@@ -240,8 +234,8 @@ impl Children {
     }
 }
 
-/// Watches copy `i`: gives its stdin to the slot, and starts it again if it exits while the
-/// worker is not stopping.
+/// Watches copy `i` (whose stdin is already in the slot), and starts it again, its stdin
+/// into the slot, if it exits while the worker is not stopping.
 async fn supervise(
     i: usize,
     mut child: Child,
@@ -251,7 +245,6 @@ async fn supervise(
     ended: tokio::sync::watch::Sender<bool>,
 ) {
     loop {
-        *slot.stdin.lock().await = child.stdin.take();
         let status = child.wait().await;
         if let Ok(mut admin) = slot.admin.write() {
             *admin = None;
@@ -269,6 +262,7 @@ async fn supervise(
             match recipe.start(i).await {
                 Ok((next, admin)) => {
                     child = next;
+                    *slot.stdin.lock().await = child.stdin.take();
                     if let Ok(mut slot_admin) = slot.admin.write() {
                         *slot_admin = Some(admin);
                     }

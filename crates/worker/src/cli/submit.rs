@@ -13,7 +13,7 @@ use futures_util::StreamExt;
 use crate::cli::run::{RunArgs, build_job, job_for, print_result};
 use crate::config::WorkerConfig;
 use crate::connect::{ConnectFailed, connect};
-use crate::durable::{JOBS_STREAM, RESULTS_STREAM, id_is_subject_safe};
+use crate::durable::{JOBS_STREAM, RESULTS_STREAM, id_names_a_result};
 
 #[derive(Debug, clap::Args)]
 pub struct SubmitArgs {
@@ -113,7 +113,7 @@ async fn durable(
     job: &mut Job,
     wait: Duration,
 ) -> anyhow::Result<JobResult> {
-    if !id_is_subject_safe(&job.id) {
+    if !id_names_a_result(&job.id) {
         bail!(
             "--id {:?}: a durable job id must be usable in a NATS subject",
             job.id
