@@ -89,7 +89,7 @@ fn target(ok: bool) -> &'static str {
 }
 
 pub async fn run() {
-    let bench_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let bench_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()));
     let root = bench_dir
         .join("../..")
         .canonicalize()

@@ -63,7 +63,11 @@ fn sandbox(warm: u32, keep_resident: usize) -> Sandbox {
 /// `tuned: false` gives the settings the defaults replaced: tables filled lazily and slots
 /// reset without PAGEMAP_SCAN.
 fn sandbox_with(warm: u32, keep_resident: usize, tuned: bool) -> Sandbox {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..");
     let mut config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
     config.cache_dir = Some(root.join("build/cache"));
     config.warm_instances = warm;

@@ -73,7 +73,11 @@ async fn main() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..");
     let mut sandbox_config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
     sandbox_config.cache_dir = Some(root.join("build/cache"));
     sandbox_config.warm_instances = 0;

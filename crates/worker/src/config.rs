@@ -152,7 +152,11 @@ mod tests {
 
     #[test]
     fn the_shipped_worker_toml_is_the_default() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../worker.toml");
+        let path = std::path::PathBuf::from(
+            std::env::var("CARGO_MANIFEST_DIR")
+                .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+        )
+        .join("../../worker.toml");
         let shipped = WorkerConfig::load(&path, true).unwrap();
         let default = WorkerConfig::default();
         assert_eq!(shipped.limits.default, default.limits.default);

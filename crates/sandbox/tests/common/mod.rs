@@ -14,7 +14,11 @@ use action_sandbox::{
 use serde_json::{Value, json};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..")
 }
 
 pub fn sandbox() -> &'static Sandbox {

@@ -12,10 +12,13 @@ use serde_json::Value;
 pub mod nats;
 
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    std::path::PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    )
+    .join("../..")
+    .canonicalize()
+    .unwrap()
 }
 
 /// A `worker.toml` in `dir` using the repository's runtime and compile cache, one process, the
