@@ -256,6 +256,7 @@ async fn main() {
             (0, 0, false),
             (0, 0, true),
             (0, 8, true),
+            (1, 8, true),
             (2, 8, true),
             (0, 64, true),
         ],

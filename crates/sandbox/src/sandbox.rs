@@ -220,21 +220,37 @@ impl Sandbox {
     pub async fn run(&self, job: PythonJob<'_>, host: Box<dyn ActionHost>) -> RunOutcome {
         let start = Instant::now();
         let deadline = start + job.limits.timeout;
-        let mut outcome = self.run_inner(job, host, deadline).await;
-        self.refill();
+        let (mut outcome, used) = self.run_inner(job, host, deadline).await;
+        match used {
+            Some(used) => self.after_job(used),
+            None => self.refill(),
+        }
         outcome.stats.wall_ms = millis(start.elapsed());
         outcome
     }
 
+    /// Retires the job's instance, then tops the warm instances up: one after the other, off
+    /// the job's path. Resetting a slot and making an instance at the same time would put
+    /// two threads of one address space to work at once, and each page the reset decommits
+    /// would interrupt the other core (docs/benchmarks.md).
+    fn after_job(&self, used: Ready) {
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || drop(used)).await;
+            sandbox.refill();
+        });
+    }
+
+    /// The outcome, and the instance the job ran in, if it got one, to retire.
     async fn run_inner(
         &self,
         job: PythonJob<'_>,
         host: Box<dyn ActionHost>,
         deadline: Instant,
-    ) -> RunOutcome {
+    ) -> (RunOutcome, Option<Ready>) {
         let limits = job.limits;
         if job.source.len() > self.inner.config.max_source_bytes {
-            return RunOutcome::new(
+            let outcome = RunOutcome::new(
                 Status::Rejected,
                 Some(ErrorInfo::new(
                     ErrorKind::Rejected,
@@ -245,6 +261,7 @@ impl Sandbox {
                     ),
                 )),
             );
+            return (outcome, None);
         }
         let filename = format!("{}.py", job.action);
         let code = match self
@@ -252,24 +269,30 @@ impl Sandbox {
             .await
         {
             Ok(code) => code,
-            Err(outcome) => return outcome,
+            Err(outcome) => return (outcome, None),
         };
         let context_json = match serde_json::to_string(job.context) {
             Ok(text) => text,
-            Err(e) => return RunOutcome::failed(format!("cannot encode the context: {e}")),
-        };
-        let (mut store, runtime, slot) = match timeout_at(deadline.into(), self.take_instance())
-            .await
-        {
-            Err(_elapsed) => return outcome::time_limit(&limits),
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => {
-                return RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
+            Err(e) => {
+                let outcome = RunOutcome::failed(format!("cannot encode the context: {e}"));
+                return (outcome, None);
             }
         };
+        let (mut store, runtime, slot) =
+            match timeout_at(deadline.into(), self.take_instance()).await {
+                Err(_elapsed) => return (outcome::time_limit(&limits), None),
+                Ok(Ok(ready)) => ready,
+                Ok(Err(e)) => {
+                    let outcome =
+                        RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
+                    return (outcome, None);
+                }
+            };
         if let Err(e) = arm(&mut store, &limits, host, deadline) {
-            retire((store, runtime, slot));
-            return outcome::from_trap(&e, &limits);
+            return (
+                outcome::from_trap(&e, &limits),
+                Some((store, runtime, slot)),
+            );
         }
         let input = JobInput {
             filename,
@@ -290,8 +313,7 @@ impl Sandbox {
         outcome.logs = std::mem::take(&mut data.logs.logs);
         outcome.stats.memory_peak_bytes = data.memory.peak;
         outcome.stats.http_calls = data.http_calls;
-        retire((store, runtime, slot));
-        outcome
+        (outcome, Some((store, runtime, slot)))
     }
 
     /// The script's `marshal` bytes: from the cache, or compiled in an instance of its own.
