@@ -14,6 +14,15 @@ use async_nats::{Client, ConnectErrorKind, ConnectOptions, rustls};
 
 use crate::config::{NatsSection, Secret};
 
+/// Set when the worker has finished with NATS (every job answered, about to stop its
+/// embedded server): connection events after that are not news.
+static CLOSING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks the process's NATS connections as closing (see `CLOSING`).
+pub fn closing() {
+    CLOSING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// How the worker proves who it is, with the secret read.
 enum Auth {
     None,
@@ -91,6 +100,11 @@ pub async fn connect(
     let auth = auth(nats).map_err(ConnectFailed::config)?;
     let tls = tls(nats).map_err(ConnectFailed::config)?;
     let mut options = options.event_callback(|event| async move {
+        // Once the worker has stopped, its own embedded server going away is expected.
+        if CLOSING.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::debug!(event = %event, "NATS, while closing");
+            return;
+        }
         match event {
             async_nats::Event::Connected => tracing::info!("connected to NATS"),
             async_nats::Event::Disconnected => {

@@ -64,7 +64,14 @@ fn check_config(
 /// `ACTION_WORKER_LOG` overrides the filter for all.
 fn init_logging(log: Option<&config::LogSection>) {
     use tracing_subscriber::EnvFilter;
-    let level = log.map(|l| l.level.as_str()).unwrap_or("warn");
+    let mut level = log
+        .map(|l| l.level.clone())
+        .unwrap_or_else(|| "warn".into());
+    // The worker logs NATS connection events itself (connect.rs); the client library's own
+    // lines say the same again at info.
+    if level == "info" {
+        level.push_str(",async_nats=warn");
+    }
     let filter =
         EnvFilter::try_from_env("ACTION_WORKER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()

@@ -388,6 +388,7 @@ pub async fn serve(
             .wait(children_deadline.saturating_duration_since(tokio::time::Instant::now()))
             .await;
     }
+    crate::connect::closing();
     drop(embedded);
     Ok(())
 }
