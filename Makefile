@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-alternatives runtime venv clean precompile
+.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-alternatives runtime venv clean precompile wasmtime
 
 all: build
 
@@ -34,8 +34,16 @@ $(RUNTIME): $(RUNTIME_SOURCES) build/pydeps/.stamp $(VENV)/.stamp
 
 runtime: $(RUNTIME)
 
+# wasmtime 48.0.8 from crates.io with our patch (vendor/PATCHES.md); Cargo.toml's
+# [patch.crates-io] points at it, so every cargo command on the workspace needs it first.
+WASMTIME := build/vendor/wasmtime/.action-worker-patch
+$(WASMTIME): vendor/wasmtime-48.0.8-action-worker.patch vendor/prepare-wasmtime vendor/upstream/Cargo.lock
+	vendor/prepare-wasmtime
+
+wasmtime: $(WASMTIME)
+
 # The runtime and the release binary, nothing run.
-build: $(RUNTIME) $(VENV)/.stamp
+build: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 	cargo build --release --locked -p action-worker
 
 # Builds everything and starts the worker on its embedded default: a local nats-server
@@ -52,12 +60,12 @@ example: build
 precompile: build
 	$(BIN) --config worker.toml precompile
 
-lint:
+lint: $(WASMTIME)
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets -- -D warnings
 
 # Builds everything (dev profile, optimised dependencies) and runs every test.
-test: $(RUNTIME) $(VENV)/.stamp
+test: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 	cargo build --locked --workspace --all-targets
 	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace
@@ -66,7 +74,7 @@ test: $(RUNTIME) $(VENV)/.stamp
 # NATS, and the worker against a process-per-job and an unisolated runner. Release profile.
 bench: bench-sandbox bench-nats bench-alternatives
 
-bench-sandbox: $(RUNTIME)
+bench-sandbox: $(RUNTIME) $(WASMTIME)
 	cargo bench --locked -p action-sandbox --bench sandbox_bench
 
 bench-nats: build

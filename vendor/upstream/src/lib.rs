@@ -1,0 +1,1 @@
+//! Nothing: this package only names the upstream wasmtime crate (see Cargo.toml).
