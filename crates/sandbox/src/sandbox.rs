@@ -234,9 +234,10 @@ impl Sandbox {
     /// two threads of one address space to work at once, and each page the reset decommits
     /// would interrupt the other core (docs/benchmarks.md).
     fn after_job(&self, used: Ready) {
+        let retired = retire(used);
         let sandbox = self.clone();
         tokio::spawn(async move {
-            let _ = tokio::task::spawn_blocking(move || drop(used)).await;
+            let _ = retired.await;
             sandbox.refill();
         });
     }
@@ -440,11 +441,11 @@ fn arm(
 
 /// Drops a used instance off the job's path: returning its pooling slot resets the memory
 /// (unmapping what the job touched), which the caller need not wait for.
-fn retire((store, runtime, slot): Ready) {
+fn retire((store, runtime, slot): Ready) -> tokio::task::JoinHandle<()> {
     tokio::task::spawn_blocking(move || {
         drop((runtime, store));
         drop(slot);
-    });
+    })
 }
 
 fn millis(d: Duration) -> u64 {

@@ -12,11 +12,11 @@ use action_protocol::Status;
 use common::run;
 use serde_json::Value;
 
-/// Writes into every loaded module's namespace, every builtin type's cache and a spread of
-/// fresh allocations, and reports how many separate runs of pages the module dictionaries it
-/// wrote occupy (object ids are linear-memory addresses).
+/// Writes into every loaded module's namespace and `builtins`, allocates a spread of buffers,
+/// and reports how many pages, and separate runs of pages, the module dictionaries it wrote
+/// occupy (object ids are linear-memory addresses).
 const DIRTY: &str = r#"
-import sys, builtins, gc
+import sys, builtins
 def execute_action(c):
     pages = set()
     for name, module in list(sys.modules.items()):
@@ -34,7 +34,7 @@ def execute_action(c):
         if last is None or page != last + 1:
             runs += 1
         last = page
-    return {'modules': len(pages), 'page_runs': runs}
+    return {'pages': len(pages), 'page_runs': runs}
 "#;
 
 /// What a fresh instance looks like: no marker anywhere, and the same number of live objects

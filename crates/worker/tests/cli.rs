@@ -2,18 +2,12 @@
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Output};
 
+use common::root;
 use serde_json::{Value, json};
-
-fn root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../..")
-}
 
 fn worker(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_action-worker"))

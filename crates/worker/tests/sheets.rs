@@ -31,12 +31,7 @@ struct Google {
 type Shared = Arc<Mutex<Google>>;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("tests/fixtures")
-    .join(name)
+    common::manifest_dir().join("tests/fixtures").join(name)
 }
 
 fn check_bearer(headers: &HeaderMap) -> Result<(), (StatusCode, axum::Json<Value>)> {

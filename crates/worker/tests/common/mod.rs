@@ -11,14 +11,17 @@ use serde_json::Value;
 
 pub mod nats;
 
-pub fn root() -> PathBuf {
-    std::path::PathBuf::from(
+/// This package's directory, as cargo says when it runs the test (the one compiled in may be
+/// another checkout's, when checkouts share a target directory).
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(
         std::env::var("CARGO_MANIFEST_DIR")
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
     )
-    .join("../..")
-    .canonicalize()
-    .unwrap()
+}
+
+pub fn root() -> PathBuf {
+    manifest_dir().join("../..").canonicalize().unwrap()
 }
 
 /// A `worker.toml` in `dir` using the repository's runtime and compile cache, one process, the
