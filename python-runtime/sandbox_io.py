@@ -51,6 +51,11 @@ class Capture:
         self.remaining -= size
         _logs.write(channel, text)
 
+    def arm(self, limit):
+        """Gives the job's budget (the streams are made once, at build time)."""
+        self.remaining = limit
+        return self
+
     def install(self):
         self._saved = (sys.stdout, sys.stderr)
         sys.stdout, sys.stderr = self.stdout, self.stderr

@@ -128,6 +128,46 @@ async fn each_job_draws_its_own_random_numbers() {
     assert_ne!(a, b);
 }
 
+/// `random` seeds itself on a job's first draw (python-runtime/lazy_random.py), so every way
+/// in must seed: each draw below is the first use of the generator in its job. (Ranges stay
+/// under 2**31: `len()` of a range is a C ssize_t, 32 bits in WebAssembly.)
+#[tokio::test]
+async fn every_way_into_random_draws_anew_in_each_job() {
+    let draws = [
+        "random.random()",
+        "early()",
+        "random.getrandbits(62)",
+        "random.randint(0, 2**62)",
+        "random.randrange(2**62)",
+        "random.choice(range(2**30))",
+        "random.sample(range(2**30), 2)",
+        "random.randbytes(8).hex()",
+        "random.uniform(0, 1)",
+        "random.gauss(0, 1)",
+        "random.getstate()[1][:4]",
+        "shuffled()",
+    ];
+    for draw in draws {
+        let source = format!(
+            "import random\nfrom random import random as early\n\
+             def shuffled():\n    xs = list(range(50))\n    random.shuffle(xs)\n    return xs\n\
+             def execute_action(c):\n    return repr({draw})\n"
+        );
+        let a = run(&source).await;
+        let b = run(&source).await;
+        assert_eq!(a.status, Status::Ok, "{draw}: {a:?}");
+        assert_ne!(a.output, b.output, "{draw} drew the same in two jobs");
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_seeds_random_gets_the_seeded_sequence() {
+    let source = "import random\ndef execute_action(c):\n    random.seed(42)\n    first = random.random()\n    state = random.getstate()\n    a = random.random()\n    random.setstate(state)\n    return [first, a == random.random(), random.Random(42).random()]\n";
+    let a = run(source).await.output;
+    assert_eq!(a, json!([0.6394267984578837, true, 0.6394267984578837]));
+    assert_eq!(run(source).await.output, a);
+}
+
 #[tokio::test]
 async fn no_filesystem_sockets_subprocesses_threads_or_environment() {
     let source = r#"

@@ -33,7 +33,7 @@ impl Default for RuntimeConfig {
             component: "build/action-runtime.wasm".into(),
             cache_dir: "data/cache".into(),
             max_instances: 64,
-            warm_instances: 1,
+            warm_instances: 2,
             keep_resident_mb: 8,
             max_wasm_stack_kb: 1024,
             processes: 0,
