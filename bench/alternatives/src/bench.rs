@@ -1,6 +1,11 @@
 //! The bench driver: a nats-server and a loopback HTTP server of its own, then each runner
 //! in turn (one at a time, so they never compete for the cores), the same four actions
 //! through each, and the worker's extra figures (memory per waiting job, start-up).
+//!
+//! `ROUNDS` (default 2) passes over the runners, in alternating order (A B C, then C B A, ...):
+//! a machine whose speed drifts during the run (these shared machines do, by a factor of two
+//! within minutes) then shifts every runner's mean alike, and the ratios are taken between
+//! the means over the rounds.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +41,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 struct Settings {
     n: usize,
+    rounds: usize,
     n_process: usize,
     waiting: usize,
     hold_ms: u64,
@@ -89,7 +95,10 @@ fn target(ok: bool) -> &'static str {
 }
 
 pub async fn run() {
-    let bench_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()));
+    let bench_dir = PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
+    );
     let root = bench_dir
         .join("../..")
         .canonicalize()
@@ -100,6 +109,7 @@ pub async fn run() {
     std::fs::create_dir_all(&tmp).expect("cannot create a temporary directory");
     let s = Settings {
         n,
+        rounds: env_usize("ROUNDS", 2).max(1),
         n_process: env_usize("N_PROCESS", (n / 5).max(20)),
         waiting: env_usize("WAITING", 500),
         hold_ms: env_usize("HOLD_MS", 20_000) as u64,
@@ -185,82 +195,37 @@ pub async fn run() {
     let mut waiting = None;
     let mut starts = vec![];
     let mut first_reply = Duration::ZERO;
-    for letter in s.runners.chars() {
-        match letter {
-            'A' => {
-                let config =
-                    worker_config(&s, &url, "worker", s.max_in_flight, s.max_in_flight.max(64));
-                let running = start_worker(&s, &config).await;
-                results.push(
-                    bench_runner(
-                        &client,
-                        &running,
-                        &actions,
-                        'A',
-                        "action-worker (wasmtime sandbox)",
-                        s.n,
-                        nats_pid,
-                    )
-                    .await,
-                );
-                running.stop().await;
-                let mut replies = vec![];
-                for _ in 0..s.starts {
-                    let running = start_worker(&s, &config).await;
-                    starts.push(running.ready);
-                    replies.push(answering(&client, &running).await);
-                    running.stop().await;
-                }
-                starts.sort();
-                replies.sort();
-                println!(
-                    "\n== A. start-up with a warm compile cache, {} starts: \"serving\" after median {:.0} ms (min {:.0}, max {:.0}); first reply after median {:.0} ms (min {:.0}, max {:.0})",
-                    starts.len(),
-                    ms(starts[starts.len() / 2]),
-                    ms(starts[0]),
-                    ms(starts[starts.len() - 1]),
-                    ms(replies[replies.len() / 2]),
-                    ms(replies[0]),
-                    ms(replies[replies.len() - 1])
-                );
-                first_reply = replies[replies.len() / 2];
-                waiting =
-                    memory_per_waiting_job(&s, &client, &url, port, &up, &release, &actions[2])
-                        .await;
-            }
-            'B' => {
-                let running = start_front(&s, &url, "process", "alt_b.run").await;
-                results.push(
-                    bench_runner(
-                        &client,
-                        &running,
-                        &actions,
-                        'B',
-                        "process per job (python3, no sandbox)",
-                        s.n_process,
-                        nats_pid,
-                    )
-                    .await,
-                );
-                running.stop().await;
-            }
-            'C' => {
-                let running = start_front(&s, &url, "inprocess", "alt_c.run").await;
-                results.push(
-                    bench_runner(
-                        &client,
-                        &running,
-                        &actions,
-                        'C',
-                        "in-process, unisolated (one python3)",
-                        s.n,
-                        nats_pid,
-                    )
-                    .await,
-                );
-                running.stop().await;
-            }
-            other => println!("unknown runner {other:?} in RUNNERS, skipped"),
+    for round in 0..s.rounds {
+        let mut order: Vec<char> = s.runners.chars().collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        println!(
+            "\n==== round {} of {}: {}",
+            round + 1,
+            s.rounds,
+            order.iter().collect::<String>()
+        );
+        for letter in order {
+            run_one(
+                &s,
+                letter,
+                round,
+                &url,
+                port,
+                &client,
+                &actions,
+                nats_pid,
+                &up,
+                &release,
+                &mut Extras {
+                    results: &mut results,
+                    waiting: &mut waiting,
+                    starts: &mut starts,
+                    first_reply: &mut first_reply,
+                },
+            )
+            .await;
         }
     }
     println!(
@@ -270,4 +235,108 @@ pub async fn run() {
     let _ = nats.kill().await;
     let _ = std::fs::remove_dir_all(&s.tmp);
     report(&s, &actions, &results, waiting, &starts, first_reply);
+}
+
+/// What the runs collect besides the printed lines.
+struct Extras<'a> {
+    results: &'a mut Vec<RunnerResult>,
+    waiting: &'a mut Option<Waiting>,
+    starts: &'a mut Vec<Duration>,
+    first_reply: &'a mut Duration,
+}
+
+/// One runner's pass over the actions; in the first round, runner A's start-up and memory
+/// per waiting job too.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    s: &Settings,
+    letter: char,
+    round: usize,
+    url: &str,
+    port: u16,
+    client: &async_nats::Client,
+    actions: &[Action],
+    nats_pid: u32,
+    up: &Upstream,
+    release: &watch::Sender<bool>,
+    x: &mut Extras<'_>,
+) {
+    match letter {
+        'A' => {
+            let config = worker_config(s, url, "worker", s.max_in_flight, s.max_in_flight.max(64));
+            let running = start_worker(s, &config).await;
+            x.results.push(
+                bench_runner(
+                    client,
+                    &running,
+                    actions,
+                    'A',
+                    "action-worker (wasmtime sandbox)",
+                    s.n,
+                    nats_pid,
+                )
+                .await,
+            );
+            running.stop().await;
+            if round > 0 {
+                return;
+            }
+            let mut replies = vec![];
+            for _ in 0..s.starts {
+                let running = start_worker(s, &config).await;
+                x.starts.push(running.ready);
+                replies.push(answering(client, &running).await);
+                running.stop().await;
+            }
+            x.starts.sort();
+            replies.sort();
+            let starts = &x.starts;
+            println!(
+                "\n== A. start-up with a warm compile cache, {} starts: \"serving\" after median {:.0} ms (min {:.0}, max {:.0}); first reply after median {:.0} ms (min {:.0}, max {:.0})",
+                starts.len(),
+                ms(starts[starts.len() / 2]),
+                ms(starts[0]),
+                ms(starts[starts.len() - 1]),
+                ms(replies[replies.len() / 2]),
+                ms(replies[0]),
+                ms(replies[replies.len() - 1])
+            );
+            *x.first_reply = replies[replies.len() / 2];
+            *x.waiting =
+                memory_per_waiting_job(s, client, url, port, up, release, &actions[2]).await;
+        }
+        'B' => {
+            let running = start_front(s, url, "process", "alt_b.run").await;
+            x.results.push(
+                bench_runner(
+                    client,
+                    &running,
+                    actions,
+                    'B',
+                    "process per job (python3, no sandbox)",
+                    s.n_process,
+                    nats_pid,
+                )
+                .await,
+            );
+            running.stop().await;
+        }
+        'C' => {
+            let running = start_front(s, url, "inprocess", "alt_c.run").await;
+            x.results.push(
+                bench_runner(
+                    client,
+                    &running,
+                    actions,
+                    'C',
+                    "in-process, unisolated (one python3)",
+                    s.n,
+                    nats_pid,
+                )
+                .await,
+            );
+            running.stop().await;
+        }
+        other => println!("unknown runner {other:?} in RUNNERS, skipped"),
+    }
 }

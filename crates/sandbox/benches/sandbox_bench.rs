@@ -68,7 +68,11 @@ fn sandbox_with(warm: u32, keep_resident: usize, tuned: bool) -> Sandbox {
             .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
     )
     .join("../..");
-    let mut config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
+    // RUNTIME=path compares another build of the runtime, side by side with this one.
+    let component = std::env::var_os("RUNTIME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("build/action-runtime.wasm"));
+    let mut config = SandboxConfig::new(component);
     config.cache_dir = Some(root.join("build/cache"));
     config.warm_instances = warm;
     config.keep_resident_bytes = keep_resident;

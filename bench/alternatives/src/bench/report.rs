@@ -4,16 +4,88 @@ use std::time::Duration;
 
 use super::*;
 
+/// The mean of several measurements of one phase (failures summed, the first one kept).
+fn mean_phase(phases: &[&Phase]) -> Phase {
+    let k = phases.len().max(1) as u32;
+    Phase {
+        jobs: phases.iter().map(|p| p.jobs).sum(),
+        rate: phases.iter().map(|p| p.rate).sum::<f64>() / f64::from(k),
+        p50: phases.iter().map(|p| p.p50).sum::<Duration>() / k,
+        p99: phases.iter().map(|p| p.p99).sum::<Duration>() / k,
+        failures: phases.iter().map(|p| p.failures).sum(),
+        first_failure: phases.iter().find_map(|p| p.first_failure.clone()),
+    }
+}
+
+/// One result per runner: the means of its rounds (peak memory: the highest).
+fn combine(results: &[RunnerResult], n_actions: usize) -> Vec<RunnerResult> {
+    let mut letters: Vec<char> = vec![];
+    for r in results {
+        if !letters.contains(&r.letter) {
+            letters.push(r.letter);
+        }
+    }
+    letters
+        .into_iter()
+        .map(|letter| {
+            let rounds: Vec<&RunnerResult> =
+                results.iter().filter(|r| r.letter == letter).collect();
+            let cells = (0..n_actions)
+                .map(|i| {
+                    let cells: Vec<&Cell> = rounds.iter().map(|r| &r.cells[i]).collect();
+                    Cell {
+                        seq: mean_phase(&cells.iter().map(|c| &c.seq).collect::<Vec<_>>()),
+                        at16: mean_phase(&cells.iter().map(|c| &c.at16).collect::<Vec<_>>()),
+                        at64: mean_phase(&cells.iter().map(|c| &c.at64).collect::<Vec<_>>()),
+                        peak_rss: cells.iter().map(|c| c.peak_rss).max().unwrap_or(0),
+                        peak_pss: cells.iter().map(|c| c.peak_pss).max().unwrap_or(0),
+                    }
+                })
+                .collect();
+            RunnerResult {
+                letter,
+                name: rounds[0].name,
+                idle: rounds[0].idle,
+                ready: rounds[0].ready,
+                cells,
+                foreign: rounds.iter().map(|r| r.foreign).fold(0.0, f64::max),
+            }
+        })
+        .collect()
+}
+
 pub(super) fn report(
     s: &Settings,
     actions: &[Action],
-    results: &[RunnerResult],
+    all_rounds: &[RunnerResult],
     waiting: Option<Waiting>,
     starts: &[Duration],
     first_reply: Duration,
 ) {
-    let get = |letter: char| results.iter().find(|r| r.letter == letter);
     let ok = |c: &Cell| c.failures() == 0;
+    if s.rounds > 1 {
+        println!("\n== Each round (p50 at 1 client; jobs/s at 16 and 64 in flight)");
+        for r in all_rounds {
+            let cells: Vec<String> = r
+                .cells
+                .iter()
+                .zip(actions)
+                .map(|(c, a)| {
+                    format!(
+                        "{} {:.2} ms, {:.0}/{:.0}",
+                        a.key,
+                        ms(c.seq.p50),
+                        c.at16.rate,
+                        c.at64.rate
+                    )
+                })
+                .collect();
+            println!("{}: {}", r.letter, cells.join(" | "));
+        }
+    }
+    let combined = combine(all_rounds, actions.len());
+    let results = &combined[..];
+    let get = |letter: char| results.iter().find(|r| r.letter == letter);
     if let (Some(a), Some(b), Some(c)) = (get('A'), get('B'), get('C')) {
         println!("\n== Targets (issue 7)");
         for (i, act) in actions.iter().enumerate() {
@@ -48,8 +120,9 @@ pub(super) fn report(
 
     println!("\n== Markdown\n");
     println!(
-        "Runners behind the same NATS request-reply front; {} cores; N = {} jobs per measurement for A and C, N_PROCESS = {} for B; at most {} jobs in flight in each runner.\n",
+        "Runners behind the same NATS request-reply front; {} cores; {} round(s) in alternating order, figures are the means over them (peak memory: the highest); N = {} jobs per measurement for A and C, N_PROCESS = {} for B; at most {} jobs in flight in each runner.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        s.rounds,
         s.n,
         s.n_process,
         s.max_in_flight
