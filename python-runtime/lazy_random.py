@@ -57,12 +57,12 @@ class JobRandom(random.Random):
             self._seeded = False
             self.gauss_next = None
             return
-        self._seeded = True
         super().seed(a, version)
+        self._seeded = True  # only once it took: a seed that raises leaves the flag alone
 
     def setstate(self, state):
-        self._seeded = True
         super().setstate(state)
+        self._seeded = True
 
 
 def _rebind(old, new):

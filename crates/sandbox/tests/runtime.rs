@@ -169,6 +169,22 @@ async fn a_job_that_seeds_random_gets_the_seeded_sequence() {
 }
 
 #[tokio::test]
+async fn a_seed_or_state_that_fails_leaves_random_to_seed_itself() {
+    let source = "import random
+def execute_action(c):
+    for bad in (lambda: random.setstate(None), lambda: random.seed([1, 2])):
+        try:
+            bad()
+        except (TypeError, ValueError):
+            pass
+    return random.random()
+";
+    let a = run(source).await;
+    assert_eq!(a.status, Status::Ok, "{a:?}");
+    assert_ne!(a.output, run(source).await.output);
+}
+
+#[tokio::test]
 async fn no_filesystem_sockets_subprocesses_threads_or_environment() {
     let source = r#"
 import os
