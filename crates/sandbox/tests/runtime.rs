@@ -170,15 +170,7 @@ async fn a_job_that_seeds_random_gets_the_seeded_sequence() {
 
 #[tokio::test]
 async fn a_seed_or_state_that_fails_leaves_random_to_seed_itself() {
-    let source = "import random
-def execute_action(c):
-    for bad in (lambda: random.setstate(None), lambda: random.seed([1, 2])):
-        try:
-            bad()
-        except (TypeError, ValueError):
-            pass
-    return random.random()
-";
+    let source = "import random\ndef execute_action(c):\n    for bad in (lambda: random.setstate(None), lambda: random.seed([1, 2])):\n        try:\n            bad()\n        except (TypeError, ValueError):\n            pass\n    return random.random()\n";
     let a = run(source).await;
     assert_eq!(a.status, Status::Ok, "{a:?}");
     assert_ne!(a.output, run(source).await.output);
