@@ -193,9 +193,9 @@ def _warm_up_requests(rounds=4):
             r.json()
             requests.post("https://warm-up.invalid/items", json={"id": 1}, headers={"X-A": "b"}).json()
     finally:
+        # Were it left behind, jobs would get canned answers: runtime.rs's
+        # requests_reaches_the_host_and_raises_its_errors would fail.
         requests._http = real
-    if requests._http is not real:
-        raise RuntimeError("the build-time warm-up left the requests shim on its canned transport")
 
 
 _warm_up()
