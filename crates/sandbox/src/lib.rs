@@ -13,7 +13,6 @@
 mod bindings;
 pub mod cache;
 mod config;
-mod epoch;
 mod host;
 mod outcome;
 mod sandbox;

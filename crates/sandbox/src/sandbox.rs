@@ -1,28 +1,30 @@
 //! The [`Sandbox`]: one engine, one compiled runtime, a fresh instance for every job.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use action_protocol::{ErrorInfo, ErrorKind, Status};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::timeout_at;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings::types::JobInput;
 use crate::bindings::{ActionRuntime, ActionRuntimePre};
 use crate::cache::{self, LoadKind};
 use crate::config::{JobLimits, SandboxConfig};
-use crate::epoch::EpochTicker;
 use crate::host::ActionHost;
 use crate::outcome::{self, RunOutcome};
 use crate::scripts::{ScriptCache, script_key};
 use crate::state::{JobState, LimitTrap};
+
+/// Fuel between a computing guest's yields to the executor (~5 ms of CPU): each yield lets
+/// other jobs on the thread run and is where the job's deadline is looked at.
+const YIELD_FUEL: u64 = JobLimits::FUEL_PER_SECOND / 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -67,7 +69,6 @@ struct Inner {
     instances: Arc<Semaphore>,
     refilling: AtomicBool,
     load_kind: LoadKind,
-    _ticker: EpochTicker,
 }
 
 /// Cheap to clone: clones share the engine, the compiled runtime and the instance pool.
@@ -103,8 +104,10 @@ fn engine_config(config: &SandboxConfig) -> Config {
             wasmtime::Enabled::No
         });
     let mut cfg = Config::new();
+    // Wall time is enforced without epoch interruption: the guest yields every YIELD_FUEL
+    // (fuel checks already sit at every loop head and function entry), and `until_deadline`
+    // looks at the clock then. Epoch checks cost ~10 % of a CPU-bound job on top of fuel's.
     cfg.consume_fuel(true)
-        .epoch_interruption(true)
         .max_wasm_stack(config.max_wasm_stack)
         .async_stack_size(config.max_wasm_stack + (1 << 20))
         .memory_init_cow(true)
@@ -125,7 +128,6 @@ impl Sandbox {
             .map_err(setup)?;
         let pre = ActionRuntimePre::new(linker.instantiate_pre(&component).map_err(setup)?)
             .map_err(setup)?;
-        let ticker = EpochTicker::start(&engine).map_err(setup)?;
         let scripts = ScriptCache::new(config.script_cache_entries);
         let instances = Arc::new(Semaphore::new(config.max_instances.max(1) as usize));
         Ok(Self {
@@ -138,7 +140,6 @@ impl Sandbox {
                 instances,
                 refilling: AtomicBool::new(false),
                 load_kind,
-                _ticker: ticker,
             }),
         })
     }
@@ -279,16 +280,16 @@ impl Sandbox {
                 return (outcome, None);
             }
         };
-        let (mut store, runtime, slot) =
-            match timeout_at(deadline.into(), self.take_instance()).await {
-                Err(_elapsed) => return (outcome::time_limit(&limits), None),
-                Ok(Ok(ready)) => ready,
-                Ok(Err(e)) => {
-                    let outcome =
-                        RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
-                    return (outcome, None);
-                }
-            };
+        let (mut store, runtime, slot) = match until_deadline(deadline, self.take_instance()).await
+        {
+            Err(_elapsed) => return (outcome::time_limit(&limits), None),
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                let outcome =
+                    RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
+                return (outcome, None);
+            }
+        };
         if let Err(e) = arm(&mut store, &limits, host, deadline) {
             return (
                 outcome::from_trap(&e, &limits),
@@ -303,7 +304,7 @@ impl Sandbox {
             log_limit: limits.log_bytes,
             output_limit: limits.output_bytes,
         };
-        let call = timeout_at(deadline.into(), runtime.call_run(&mut store, &input)).await;
+        let call = until_deadline(deadline, runtime.call_run(&mut store, &input)).await;
         let mut outcome = match call {
             Err(_elapsed) => outcome::time_limit(&limits),
             Ok(Err(trap)) => outcome::from_trap(&trap, &limits),
@@ -352,8 +353,8 @@ impl Sandbox {
     ) -> Result<Arc<[u8]>, RunOutcome> {
         arm(store, limits, Box::new(crate::host::NoNetwork), deadline)
             .map_err(|e| outcome::from_trap(&e, limits))?;
-        let call = timeout_at(
-            deadline.into(),
+        let call = until_deadline(
+            deadline,
             runtime.call_compile(&mut *store, filename, source),
         )
         .await;
@@ -386,21 +387,8 @@ impl Inner {
         let mut store = Store::new(&self.engine, JobState::idle(self.config.max_memory_bytes));
         store.limiter(|state| &mut state.memory);
         // Instantiation runs no guest code (the interpreter was initialised at build time),
-        // but give it fuel and time in case a start function exists.
+        // but give it fuel in case a start function exists.
         store.set_fuel(u64::MAX)?;
-        store.set_epoch_deadline(u64::MAX / 2);
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Err(LimitTrap::new(
-                    action_protocol::LimitKind::Time,
-                    "time limit: the job's deadline passed",
-                )
-                .into())
-            } else {
-                // Let other jobs on this thread run, then check again at the next tick.
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
         let runtime = self.pre.instantiate_async(&mut store).await?;
         Ok((store, runtime, slot))
     }
@@ -435,8 +423,31 @@ fn arm(
         .into());
     }
     store.set_fuel(limits.fuel)?;
-    store.set_epoch_deadline(1);
+    store.fuel_async_yield_interval(Some(YIELD_FUEL))?;
     Ok(())
+}
+
+/// The job's deadline passed before the future finished.
+#[derive(Debug)]
+struct PastDeadline;
+
+/// Polls `work` until it finishes or `deadline` passes. A computing guest yields every
+/// `YIELD_FUEL` (see [`arm`]) and is re-polled at once, so the clock is read here every
+/// ~5 ms of its CPU; a guest waiting on the host is woken by the timer at the deadline.
+/// Dropping `work` cancels the call; the instance is then retired, never reused.
+async fn until_deadline<F: Future>(deadline: Instant, work: F) -> Result<F::Output, PastDeadline> {
+    let mut work = std::pin::pin!(work);
+    let mut timer = std::pin::pin!(tokio::time::sleep_until(deadline.into()));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        if Instant::now() >= deadline || timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(PastDeadline));
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Drops a used instance off the job's path: returning its pooling slot resets the memory

@@ -34,24 +34,109 @@ async fn an_infinite_loop_stops_on_fuel() {
     assert!(out.error.unwrap().message.contains("fuel"));
 }
 
-#[tokio::test]
-async fn a_cpu_loop_with_fuel_to_spare_stops_on_wall_time() {
-    let limits = JobLimits {
-        fuel: u64::MAX / 4,
-        timeout: Duration::from_millis(300),
-        ..JobLimits::default()
-    };
-    common::sandbox();
-    let started = Instant::now();
-    let out = run_with(
-        "def execute_action(c):\n    while True:\n        pass\n",
-        json!({}),
-        limits,
-        Box::new(NoNetwork),
-    )
-    .await;
+/// Ten seconds for what should take a fraction of one. A guest that never yields would hold
+/// its thread for good, so these tests run their jobs on a thread and runtime of their own and
+/// wait for them at most this long: they fail then, instead of hanging (the thread is left).
+const NEVER: Duration = Duration::from_secs(10);
+
+fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_cpu_loop_with_fuel_to_spare_stops_on_wall_time() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let limits = JobLimits {
+            fuel: u64::MAX / 4,
+            timeout: Duration::from_millis(300),
+            ..JobLimits::default()
+        };
+        let out = current_thread_runtime().block_on(run_with(
+            "def execute_action(c):\n    while True:\n        pass\n",
+            json!({}),
+            limits,
+            Box::new(NoNetwork),
+        ));
+        let _ = tx.send(out);
+    });
+    let out = rx
+        .recv_timeout(NEVER)
+        .expect("the job ran on past its deadline: it never yielded to have it looked at");
     assert_eq!(limit_of(&out), Some(LimitKind::Time), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Tells the test when the script has started (its first `requests.get`).
+struct Started(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl action_sandbox::ActionHost for Started {
+    fn http_send(
+        &mut self,
+        request: action_sandbox::HttpRequest,
+        _deadline: Instant,
+    ) -> action_sandbox::BoxFuture<
+        '_,
+        Result<action_sandbox::HttpResponse, action_sandbox::HostError>,
+    > {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+        Box::pin(async move {
+            Ok(action_sandbox::HttpResponse {
+                status: 200,
+                reason: "OK".into(),
+                url: request.url,
+                headers: vec![],
+                body: b"{}".to_vec(),
+                elapsed_ms: 0,
+            })
+        })
+    }
+}
+
+/// A computing job yields every ~5 ms of its CPU (the sandbox's `YIELD_FUEL`): that is where
+/// its deadline is looked at, and it leaves room for other jobs on the same thread. Both jobs
+/// run on one single-threaded runtime; the quick one starts once the hog computes.
+#[test]
+fn a_computing_job_yields_to_other_jobs_on_its_thread() {
+    let (quick_tx, quick_rx) = std::sync::mpsc::channel();
+    let (hog_tx, hog_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        current_thread_runtime().block_on(async move {
+            let (tx, started) = tokio::sync::oneshot::channel();
+            let hog = tokio::spawn(run_with(
+                "import requests\ndef execute_action(c):\n    requests.get('https://api.example.com/started')\n    while True:\n        pass\n",
+                json!({}),
+                JobLimits {
+                    timeout: Duration::from_secs(3),
+                    ..JobLimits::default()
+                },
+                Box::new(Started(Some(tx))),
+            ));
+            started.await.unwrap();
+            let quick = run("def execute_action(c):\n    return 1\n").await;
+            let _ = quick_tx.send((quick, hog.is_finished()));
+            let _ = hog_tx.send(hog.await.unwrap());
+        });
+    });
+    let (quick, hog_finished) = quick_rx
+        .recv_timeout(NEVER)
+        .expect("the quick job never ran: the hog held the thread");
+    assert_eq!(quick.output, json!(1), "{quick:?}");
+    assert!(
+        !hog_finished,
+        "the quick job only ran once the hog had ended"
+    );
+    // Time or fuel, whichever this machine reaches first: the default fuel is ~2 s of CPU on
+    // the reference machine.
+    let hog = hog_rx.recv_timeout(NEVER).unwrap();
+    assert!(
+        matches!(limit_of(&hog), Some(LimitKind::Time | LimitKind::Fuel)),
+        "{hog:?}"
+    );
 }
 
 #[tokio::test]
