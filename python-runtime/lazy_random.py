@@ -66,27 +66,22 @@ class JobRandom(random.Random):
 
 
 def _rebind(old, new):
-    """Points `random`'s module-level functions at `new`; returns their names."""
-    rebound = []
+    """Points `random`'s module-level functions at `new`."""
     for name, value in list(vars(random).items()):
         # Python methods (`random.choice`) and C ones (`random.random`) alike.
         if getattr(value, "__self__", None) is old:
             setattr(random, name, getattr(new, value.__name__))
-            rebound.append(name)
     random._inst = new
-    return rebound
 
 
 def install():
+    """Makes a `JobRandom` the module's generator. Construction calls `seed()` without a
+    value, so it starts unseeded, and so does every job."""
     old = random._inst
-    new = JobRandom()
-    rebound = _rebind(old, new)
+    _rebind(old, JobRandom())
     gc.collect()
     holders = [r for r in gc.get_referrers(old) if not isinstance(r, types.FrameType)]
     if holders:
         raise RuntimeError(
             f"lazy_random: {len(holders)} objects still hold the build-time generator: {holders[:5]!r}"
         )
-    # Construction seeded it (at build time); every job starts unseeded.
-    new._seeded = False
-    return rebound
