@@ -207,25 +207,85 @@ pub async fn run() {
             order.iter().collect::<String>()
         );
         for letter in order {
-            run_one(
-                &s,
-                letter,
-                round,
-                &url,
-                port,
-                &client,
-                &actions,
-                nats_pid,
-                &up,
-                &release,
-                &mut Extras {
-                    results: &mut results,
-                    waiting: &mut waiting,
-                    starts: &mut starts,
-                    first_reply: &mut first_reply,
-                },
-            )
-            .await;
+            match letter {
+                'A' => {
+                    let config =
+                        worker_config(&s, &url, "worker", s.max_in_flight, s.max_in_flight.max(64));
+                    let running = start_worker(&s, &config).await;
+                    results.push(
+                        bench_runner(
+                            &client,
+                            &running,
+                            &actions,
+                            'A',
+                            "action-worker (wasmtime sandbox)",
+                            s.n,
+                            nats_pid,
+                        )
+                        .await,
+                    );
+                    running.stop().await;
+                    if round > 0 {
+                        continue;
+                    }
+                    let mut replies = vec![];
+                    for _ in 0..s.starts {
+                        let running = start_worker(&s, &config).await;
+                        starts.push(running.ready);
+                        replies.push(answering(&client, &running).await);
+                        running.stop().await;
+                    }
+                    starts.sort();
+                    replies.sort();
+                    println!(
+                        "\n== A. start-up with a warm compile cache, {} starts: \"serving\" after median {:.0} ms (min {:.0}, max {:.0}); first reply after median {:.0} ms (min {:.0}, max {:.0})",
+                        starts.len(),
+                        ms(starts[starts.len() / 2]),
+                        ms(starts[0]),
+                        ms(starts[starts.len() - 1]),
+                        ms(replies[replies.len() / 2]),
+                        ms(replies[0]),
+                        ms(replies[replies.len() - 1])
+                    );
+                    first_reply = replies[replies.len() / 2];
+                    waiting =
+                        memory_per_waiting_job(&s, &client, &url, port, &up, &release, &actions[2])
+                            .await;
+                }
+                'B' => {
+                    let running = start_front(&s, &url, "process", "alt_b.run").await;
+                    results.push(
+                        bench_runner(
+                            &client,
+                            &running,
+                            &actions,
+                            'B',
+                            "process per job (python3, no sandbox)",
+                            s.n_process,
+                            nats_pid,
+                        )
+                        .await,
+                    );
+                    running.stop().await;
+                }
+                'C' => {
+                    let running = start_front(&s, &url, "inprocess", "alt_c.run").await;
+                    results.push(
+                        bench_runner(
+                            &client,
+                            &running,
+                            &actions,
+                            'C',
+                            "in-process, unisolated (one python3)",
+                            s.n,
+                            nats_pid,
+                        )
+                        .await,
+                    );
+                    running.stop().await;
+                }
+                other => println!("unknown runner {other:?} in RUNNERS, skipped"),
+            }
         }
     }
     println!(
@@ -235,108 +295,4 @@ pub async fn run() {
     let _ = nats.kill().await;
     let _ = std::fs::remove_dir_all(&s.tmp);
     report(&s, &actions, &results, waiting, &starts, first_reply);
-}
-
-/// What the runs collect besides the printed lines.
-struct Extras<'a> {
-    results: &'a mut Vec<RunnerResult>,
-    waiting: &'a mut Option<Waiting>,
-    starts: &'a mut Vec<Duration>,
-    first_reply: &'a mut Duration,
-}
-
-/// One runner's pass over the actions; in the first round, runner A's start-up and memory
-/// per waiting job too.
-#[allow(clippy::too_many_arguments)]
-async fn run_one(
-    s: &Settings,
-    letter: char,
-    round: usize,
-    url: &str,
-    port: u16,
-    client: &async_nats::Client,
-    actions: &[Action],
-    nats_pid: u32,
-    up: &Upstream,
-    release: &watch::Sender<bool>,
-    x: &mut Extras<'_>,
-) {
-    match letter {
-        'A' => {
-            let config = worker_config(s, url, "worker", s.max_in_flight, s.max_in_flight.max(64));
-            let running = start_worker(s, &config).await;
-            x.results.push(
-                bench_runner(
-                    client,
-                    &running,
-                    actions,
-                    'A',
-                    "action-worker (wasmtime sandbox)",
-                    s.n,
-                    nats_pid,
-                )
-                .await,
-            );
-            running.stop().await;
-            if round > 0 {
-                return;
-            }
-            let mut replies = vec![];
-            for _ in 0..s.starts {
-                let running = start_worker(s, &config).await;
-                x.starts.push(running.ready);
-                replies.push(answering(client, &running).await);
-                running.stop().await;
-            }
-            x.starts.sort();
-            replies.sort();
-            let starts = &x.starts;
-            println!(
-                "\n== A. start-up with a warm compile cache, {} starts: \"serving\" after median {:.0} ms (min {:.0}, max {:.0}); first reply after median {:.0} ms (min {:.0}, max {:.0})",
-                starts.len(),
-                ms(starts[starts.len() / 2]),
-                ms(starts[0]),
-                ms(starts[starts.len() - 1]),
-                ms(replies[replies.len() / 2]),
-                ms(replies[0]),
-                ms(replies[replies.len() - 1])
-            );
-            *x.first_reply = replies[replies.len() / 2];
-            *x.waiting =
-                memory_per_waiting_job(s, client, url, port, up, release, &actions[2]).await;
-        }
-        'B' => {
-            let running = start_front(s, url, "process", "alt_b.run").await;
-            x.results.push(
-                bench_runner(
-                    client,
-                    &running,
-                    actions,
-                    'B',
-                    "process per job (python3, no sandbox)",
-                    s.n_process,
-                    nats_pid,
-                )
-                .await,
-            );
-            running.stop().await;
-        }
-        'C' => {
-            let running = start_front(s, url, "inprocess", "alt_c.run").await;
-            x.results.push(
-                bench_runner(
-                    client,
-                    &running,
-                    actions,
-                    'C',
-                    "in-process, unisolated (one python3)",
-                    s.n,
-                    nats_pid,
-                )
-                .await,
-            );
-            running.stop().await;
-        }
-        other => println!("unknown runner {other:?} in RUNNERS, skipped"),
-    }
 }
