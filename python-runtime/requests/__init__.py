@@ -10,7 +10,8 @@ import base64
 import datetime
 import json as _json
 from collections.abc import Mapping, MutableMapping
-from urllib.parse import urlencode, urlsplit, urlunsplit
+import re as _re
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from componentize_py_types import Err
 from wit_world.imports import http as _http
@@ -20,6 +21,7 @@ from .exceptions import (
     ConnectionError,
     ConnectTimeout,
     HTTPError,
+    InvalidHeader,
     InvalidSchema,
     InvalidURL,
     JSONDecodeError,
@@ -236,6 +238,49 @@ def _text(value):
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+# RFC 3986's unreserved characters: a percent-escape of one of them means the character.
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _unquote_unreserved(uri):
+    """Decodes the escapes of unreserved characters, keeps every other escape."""
+    pieces = uri.split("%")
+    out = [pieces[0]]
+    for piece in pieces[1:]:
+        code = piece[:2]
+        if len(code) == 2 and code[0] in _HEX and code[1] in _HEX:
+            char = chr(int(code, 16))
+            out.append(char + piece[2:] if char in _UNRESERVED else "%" + piece)
+        else:
+            raise InvalidURL(f"Invalid percent-escape sequence: '{code}'")
+    return "".join(out)
+
+
+def _requote(uri):
+    """The URL as `requests` sends it: characters outside the URL syntax (a non-ASCII path
+    or query included) percent-encoded as UTF-8, escapes already there kept."""
+    try:
+        return quote(_unquote_unreserved(uri), safe="!#$%&'()*+,/:;=?@[]~")
+    except InvalidURL:
+        # A stray '%' is itself encoded.
+        return quote(uri, safe="!#$&'()*+,/:;=?@[]~")
+
+
+def _idna_netloc(parts):
+    """The netloc with a non-ASCII host IDNA-encoded, as `requests` does."""
+    host = parts.hostname or ""
+    if host.isascii():
+        return parts.netloc
+    try:
+        encoded = host.encode("idna").decode("ascii")
+        port = parts.port
+    except (UnicodeError, ValueError):
+        raise InvalidURL("URL has an invalid label.") from None
+    userinfo = parts.netloc.rpartition("@")[0]
+    return (f"{userinfo}@" if userinfo else "") + encoded + (f":{port}" if port is not None else "")
+
+
 def _build_url(url, params):
     if isinstance(url, bytes):
         url = url.decode("utf-8")
@@ -257,7 +302,46 @@ def _build_url(url, params):
             extra = urlencode([(_text(k), _text(v)) for k, v in _to_pairs(params)])
         if extra:
             query = f"{query}&{extra}" if query else extra
-    return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", query, ""))
+    netloc = _idna_netloc(parts)
+    return _requote(urlunsplit((parts.scheme, netloc, parts.path or "/", query, "")))
+
+
+# What `requests` accepts in a header (its `check_header_validity`): no leading whitespace,
+# no CR or LF, and no ':' in a name.
+_VALID_NAME = _re.compile(r"^[^:\s][^:\r\n]*$")
+_VALID_VALUE = _re.compile(r"^\S[^\r\n]*$|^$")
+# And what `http.client` refuses after them (a trailing newline passes the first check).
+_LEGAL_NAME = _re.compile(rb"[^:\s][^:\r\n]*")
+_ILLEGAL_VALUE = _re.compile(rb"\n(?![ \t])|\r(?![ \t\n])")
+
+
+def _wire_headers(headers):
+    """Header pairs for the host. As with `requests` over `http.client`: a name must be
+    ASCII and a value Latin-1, else the same `UnicodeEncodeError` is raised here."""
+    pairs = []
+    for key, value in headers.items():
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        elif not isinstance(value, str):
+            raise InvalidHeader(
+                f"Header part ({value!r}) from ('{key}', {value!r}) must be of type str or bytes, not {type(value)}"
+            )
+        key = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        if not _VALID_NAME.match(key):
+            raise InvalidHeader(
+                f"Invalid leading whitespace, reserved character(s), or return character(s) in header name: {key!r}"
+            )
+        if not _VALID_VALUE.match(value):
+            raise InvalidHeader(
+                f"Invalid leading whitespace, reserved character(s), or return character(s) in header value: {value!r}"
+            )
+        if not _LEGAL_NAME.fullmatch(key.encode("ascii")):
+            raise ValueError(f"Invalid header name {key.encode('ascii')!r}")
+        encoded = value.encode("latin-1")
+        if _ILLEGAL_VALUE.search(encoded):
+            raise ValueError(f"Invalid header value {encoded!r}")
+        pairs.append((key, value))
+    return pairs
 
 
 def _timeout_ms(timeout):
@@ -364,18 +448,11 @@ class Session:
         if jar:
             all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         body = _body(data, json, all_headers)
-        for key, value in list(all_headers.items()):
-            if isinstance(value, bytes):
-                all_headers[key] = value.decode("latin-1")
-            elif not isinstance(value, str):
-                raise exceptions.InvalidHeader(
-                    f"Header part ({value!r}) from ('{key}', {value!r}) must be of type str or bytes, not {type(value)}"
-                )
         prepared = PreparedRequest(method, full_url, all_headers, body)
         wire = _http.Request(
             method=method,
             url=full_url,
-            headers=[(str(k), v) for k, v in all_headers.items()],
+            headers=_wire_headers(all_headers),
             body=body,
             timeout_ms=_timeout_ms(timeout),
             follow_redirects=bool(allow_redirects),

@@ -5,14 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use reqwest::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HeaderName, HeaderValue, LOCATION,
-};
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION};
 use reqwest::{Method, StatusCode};
 use url::{Host, Url};
 
 use crate::hosts::host_allowed;
 use crate::policy::AddressPolicy;
+use crate::prepare::{Prepared, latin1_text, prepare};
 use crate::resolve::{NameResolver, PolicyResolve, ResolveError};
 use crate::secrets::{CarriedSecret, SecretStore, redact_bytes, redact_text};
 
@@ -223,57 +222,12 @@ impl Egress {
         started: Instant,
         carried: &mut Vec<CarriedSecret>,
     ) -> Result<InboundResponse, EgressError> {
-        let shown = crate::secrets::mark_references(&request.url);
-        let template = Url::parse(&request.url).map_err(|e| invalid(format!("{shown}: {e}")))?;
-        let host = template.host_str().unwrap_or("").to_string();
-        let render =
-            |text: &str, carried: &mut Vec<CarriedSecret>| -> Result<String, EgressError> {
-                match options.secrets {
-                    None => Ok(text.to_string()),
-                    Some((store, tenant)) => store
-                        .render(tenant, &host, text, carried)
-                        .map(|r| r.value)
-                        .map_err(|e| EgressError::Denied {
-                            rule: "secret".into(),
-                            message: format!("egress denied: {e}"),
-                        }),
-                }
-            };
-        let mut url = Url::parse(&render(&request.url, carried)?)
-            .map_err(|e| invalid(format!("{shown}: {e}")))?;
-        if url.host_str() != template.host_str() {
-            return Err(invalid(format!(
-                "{shown}: a secret may not change the host of a URL"
-            )));
-        }
-        let mut method =
-            Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(invalid)?;
-        let mut headers = Vec::with_capacity(request.headers.len() + 1);
-        for (name, value) in &request.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| invalid(format!("header {name:?}: {e}")))?;
-            let value = render(value, carried)?;
-            let value = HeaderValue::from_str(&value)
-                .map_err(|_| invalid(format!("header {name}: invalid value")))?;
-            headers.push((name, value));
-        }
-        let body = match request.body {
-            Some(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => Some(render(&text, carried)?.into_bytes()),
-                Err(raw) => Some(raw.into_bytes()),
-            },
-            None => None,
-        };
-        if !headers
-            .iter()
-            .any(|(n, _)| n == reqwest::header::USER_AGENT)
-        {
-            headers.push((
-                reqwest::header::USER_AGENT,
-                HeaderValue::from_str(&self.config.user_agent).map_err(invalid)?,
-            ));
-        }
-        let mut body = body;
+        let Prepared {
+            mut method,
+            mut url,
+            mut headers,
+            mut body,
+        } = prepare(&request, options.secrets, &self.config.user_agent, carried)?;
         let mut redirects = 0;
         loop {
             self.check_url(&url, options.allowed_hosts)?;
@@ -352,14 +306,13 @@ impl Egress {
                 }
                 bytes.extend_from_slice(&chunk);
             }
+            // Redacted as bytes, then read as Latin-1, as `requests` reads header bytes.
             let headers = response
                 .headers()
                 .iter()
                 .map(|(n, v)| {
-                    (
-                        n.as_str().to_string(),
-                        redact_text(&String::from_utf8_lossy(v.as_bytes()), carried),
-                    )
+                    let value = redact_bytes(v.as_bytes().to_vec(), carried);
+                    (n.as_str().to_string(), latin1_text(&value))
                 })
                 .collect();
             // A server that echoes a secret does not hand it to the guest.

@@ -11,6 +11,7 @@
 mod client;
 mod hosts;
 pub mod policy;
+mod prepare;
 mod resolve;
 pub mod secrets;
 

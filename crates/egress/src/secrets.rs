@@ -81,44 +81,59 @@ fn is_name_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
+const PLAIN_OPEN: &str = "{{secrets.";
 const PERCENT_OPEN: &str = "%7B%7Bsecrets.";
 
-/// Finds references in `text`: (start, end, name, spelling).
-fn find_refs(text: &str) -> Vec<(usize, usize, String, Spelling)> {
-    let mut found = vec![];
+/// Whether `bytes` starts with `prefix`, ASCII letters compared without case.
+fn starts_with_ignore_case(bytes: &[u8], prefix: &str) -> bool {
+    bytes
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// One reference found in a text: its byte range (on character boundaries), name and
+/// spelling.
+struct Found {
+    start: usize,
+    end: usize,
+    name: String,
+    spelling: Spelling,
+}
+
+/// Finds references in `text`. Every offset is that of an ASCII byte (`{`, `%`, a name
+/// character or a closing brace), so each is a character boundary whatever else the text
+/// holds (habit 14: offsets come from `find`, never from stepping one byte into a character).
+fn find_refs(text: &str) -> Vec<Found> {
     let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let rest = &text[i..];
-        let (open, close, spelling) = if rest.starts_with("{{secrets.") {
-            ("{{secrets.".len(), "}}", Spelling::Plain)
-        } else if rest.len() >= PERCENT_OPEN.len()
-            && rest.as_bytes()[..PERCENT_OPEN.len()].eq_ignore_ascii_case(PERCENT_OPEN.as_bytes())
-        {
+    let mut found = vec![];
+    let mut from = 0;
+    while let Some(offset) = text[from..].find(['{', '%']) {
+        let start = from + offset;
+        let rest = &bytes[start..];
+        let (open, close, spelling) = if rest.starts_with(PLAIN_OPEN.as_bytes()) {
+            (PLAIN_OPEN.len(), "}}", Spelling::Plain)
+        } else if starts_with_ignore_case(rest, PERCENT_OPEN) {
             (PERCENT_OPEN.len(), "%7D%7D", Spelling::Percent)
         } else {
-            i += 1;
+            from = start + 1;
             continue;
         };
-        let name_start = i + open;
-        let mut j = name_start;
-        while j < bytes.len() && is_name_char(bytes[j]) {
-            j += 1;
-        }
-        let tail = &text[j..];
-        if j > name_start
-            && tail.len() >= close.len()
-            && tail[..close.len()].eq_ignore_ascii_case(close)
-        {
-            found.push((
-                i,
-                j + close.len(),
-                text[name_start..j].to_string(),
+        let name_start = start + open;
+        let name_len = bytes[name_start..]
+            .iter()
+            .take_while(|b| is_name_char(**b))
+            .count();
+        let name_end = name_start + name_len;
+        if name_len > 0 && starts_with_ignore_case(&bytes[name_end..], close) {
+            found.push(Found {
+                start,
+                end: name_end + close.len(),
+                name: text[name_start..name_end].to_string(),
                 spelling,
-            ));
-            i = j + close.len();
+            });
+            from = name_end + close.len();
         } else {
-            i += 1;
+            from = start + 1;
         }
     }
     found
@@ -166,7 +181,13 @@ impl SecretStore {
         let mut value = String::with_capacity(text.len());
         let mut redacted = String::with_capacity(text.len());
         let mut last = 0;
-        for (start, end, name, spelling) in refs {
+        for Found {
+            start,
+            end,
+            name,
+            spelling,
+        } in refs
+        {
             let key = (tenant.map(str::to_string), name.clone());
             let secret = self.entries.get(&key).ok_or_else(|| SecretError::Unknown {
                 name: name.clone(),
@@ -251,7 +272,10 @@ pub fn redact_bytes(bytes: Vec<u8>, carried: &[CarriedSecret]) -> Vec<u8> {
 pub fn mark_references(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
-    for (start, end, name, _) in find_refs(text) {
+    for Found {
+        start, end, name, ..
+    } in find_refs(text)
+    {
         out.push_str(&text[last..start]);
         out.push_str(&format!("[secret:{name}]"));
         last = end;
@@ -259,6 +283,9 @@ pub fn mark_references(text: &str) -> String {
     out.push_str(&text[last..]);
     out
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,7 @@
 //! the engine will apply (SPEC §4).
 
 use action_protocol::ConversationReply as Reply;
-use indexmap::IndexMap;
+use indexmap::{IndexMap, IndexSet};
 use serde_json::{Map, Value, json};
 
 /// Longest metadata key, in characters.
@@ -17,13 +17,18 @@ pub const MAX_TAG_CHARS: usize = 100;
 pub const MAX_EVENT_CHARS: usize = 1000;
 /// Longest hand-off reason, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
+/// Effects a job records unless [`Conversation::limit_effects`] says otherwise.
+pub const DEFAULT_MAX_EFFECTS: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct Conversation {
+    /// Keys and tags are hashed: a duplicate check takes constant time however many a
+    /// script adds.
     metadata: IndexMap<String, String>,
-    tags: Vec<String>,
+    tags: IndexSet<String>,
     handed_off: bool,
     effects: Vec<Value>,
+    max_effects: usize,
     job_id: String,
     test: bool,
     counter: u32,
@@ -75,10 +80,27 @@ impl Conversation {
             tags,
             handed_off: false,
             effects: vec![],
+            max_effects: DEFAULT_MAX_EFFECTS,
             job_id: job_id.into(),
             test,
             counter: 0,
         }
+    }
+
+    /// At most `max` effects for this job (`limits.max_effects`).
+    pub fn limit_effects(mut self, max: usize) -> Self {
+        self.max_effects = max;
+        self
+    }
+
+    /// Why a change cannot be recorded, when the job has recorded all it may.
+    fn full(&self) -> Option<Reply> {
+        (self.effects.len() >= self.max_effects).then(|| {
+            Reply::fail(format!(
+                "effect limit: a job may record {} effects, and this one has; nothing was changed",
+                self.max_effects
+            ))
+        })
     }
 
     /// The effects recorded so far, in call order.
@@ -129,15 +151,22 @@ impl Conversation {
                 "the conversation already has {MAX_KEYS} metadata keys"
             )));
         }
+        if let Some(full) = self.full() {
+            return with(full);
+        }
         self.metadata.insert(key.to_string(), value.to_string());
         self.record(json!({"type": "set_metadata", "key": key, "value": value}));
         with(Reply::ok("metadata set"))
     }
 
     pub fn delete_metadata(&mut self, key: &str) -> Reply {
-        if self.metadata.shift_remove(key).is_none() {
+        if !self.metadata.contains_key(key) {
             return Reply::fail("key not found");
         }
+        if let Some(full) = self.full() {
+            return full;
+        }
+        self.metadata.shift_remove(key);
         self.record(json!({"type": "delete_metadata", "key": key}));
         Reply::ok("metadata deleted")
     }
@@ -146,13 +175,16 @@ impl Conversation {
         if tag.trim().is_empty() || chars(tag) > MAX_TAG_CHARS {
             return Reply::fail(format!("tag must be 1 to {MAX_TAG_CHARS} characters"));
         }
-        if self.tags.iter().any(|t| t == tag) {
+        if self.tags.contains(tag) {
             return Reply {
                 tag_id: Some(tag.to_string()),
                 ..Reply::ok("tag already present")
             };
         }
-        self.tags.push(tag.to_string());
+        if let Some(full) = self.full() {
+            return full;
+        }
+        self.tags.insert(tag.to_string());
         let id = self.next_id("tag");
         self.record(json!({"type": "add_tag", "tag": tag, "tagId": id}));
         Reply {
@@ -164,6 +196,9 @@ impl Conversation {
     pub fn add_event(&mut self, event: &str) -> Reply {
         if event.trim().is_empty() || chars(event) > MAX_EVENT_CHARS {
             return Reply::fail(format!("event must be 1 to {MAX_EVENT_CHARS} characters"));
+        }
+        if let Some(full) = self.full() {
+            return full;
         }
         let id = self.next_id("event");
         self.record(json!({"type": "add_event", "event": event, "eventId": id}));
@@ -188,6 +223,9 @@ impl Conversation {
             return Reply::fail(format!(
                 "phone_destination {phone:?} is not an E.164 number such as +306912345678"
             ));
+        }
+        if let Some(full) = self.full() {
+            return full;
         }
         self.handed_off = true;
         self.record(json!({"type": "hand_off", "reason": reason, "phoneDestination": phone}));
@@ -253,5 +291,80 @@ mod tests {
             effects[1],
             json!({"type": "hand_off", "reason": "angry", "phoneDestination": "+306912345678", "test": true})
         );
+    }
+
+    #[test]
+    fn past_the_effect_limit_a_change_answers_success_false_and_changes_nothing() {
+        let mut c = conversation(false).limit_effects(3);
+        assert!(c.add_tag("a").success);
+        assert!(c.add_event("e").success);
+        assert!(c.set_metadata("k", "v").success);
+        for reply in [
+            c.add_tag("b"),
+            c.add_event("e2"),
+            c.set_metadata("k2", "v"),
+            c.delete_metadata("k"),
+            c.hand_off(None, None),
+        ] {
+            assert!(!reply.success, "{reply:?}");
+            assert!(
+                reply
+                    .message
+                    .starts_with("effect limit: a job may record 3 effects")
+            );
+        }
+        // Nothing changed: the reads still see the state before the refused calls.
+        assert_eq!(c.get_metadata("k").as_deref(), Some("v"));
+        assert_eq!(c.get_metadata("k2"), None);
+        // A call that records nothing still succeeds.
+        assert!(c.add_tag("a").success);
+        assert_eq!(c.into_effects().len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod props {
+    //! The helpers' argument checks over arbitrary Unicode: never a panic, lengths counted
+    //! in characters (not bytes), and what is stored is what was given.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[a-zé😀Ω]{0,120}",
+            "\\PC{95,105}",
+            Just(String::new()),
+            Just(" ".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn helper_arguments_are_checked_by_characters(
+            key in text(), value in text(), tag in text(), event in text(), reason in text(), phone in text(),
+        ) {
+            let snapshot = json!({"metadata": {key.clone(): value.clone()}, "tags": [tag.clone()]});
+            let mut c = Conversation::from_snapshot(snapshot.as_object().unwrap(), "j", false);
+            let reply = c.set_metadata(&key, &value);
+            let key_fits = !key.is_empty() && key.chars().count() <= MAX_KEY_CHARS;
+            prop_assert_eq!(reply.success, key_fits && value.chars().count() <= MAX_VALUE_CHARS);
+            prop_assert_eq!(c.get_metadata(&key), Some(value.clone()));
+            let reply = c.add_tag(&tag);
+            let tag_fits = !tag.trim().is_empty() && tag.chars().count() <= MAX_TAG_CHARS;
+            prop_assert_eq!(reply.success, tag_fits);
+            prop_assert!(reply.success || reply.message.contains("characters"));
+            let reply = c.add_event(&event);
+            prop_assert_eq!(reply.success, !event.trim().is_empty() && event.chars().count() <= MAX_EVENT_CHARS);
+            let reply = c.hand_off(Some(&reason), Some(&phone));
+            if reply.success {
+                prop_assert!(reason.chars().count() <= MAX_REASON_CHARS && is_e164(&phone));
+            }
+            prop_assert!(c.delete_metadata(&key).success);
+            prop_assert!(c.effects().len() <= 5);
+        }
     }
 }

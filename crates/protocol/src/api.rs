@@ -56,7 +56,15 @@ pub fn validate_api(api: &ApiSpec) -> Result<(), DefinitionError> {
                 "is not a valid header name",
             ));
         }
-        Template::parse(&format!("api.headers.{name}"), value)?;
+        let field = format!("api.headers.{name}");
+        let template = Template::parse(&field, value)?;
+        for piece in &template.pieces {
+            if let Piece::Text(text) = piece
+                && let Some(problem) = header_text_problem(text, "a header")
+            {
+                return Err(DefinitionError::new(field, problem));
+            }
+        }
     }
     if let Some(body) = &api.body {
         walk_body(body, "api.body", &mut |field, text| {
@@ -154,6 +162,34 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
+/// Why `text` cannot be (part of) a header value, if it cannot: HTTP carries a header value
+/// as one byte per Latin-1 (ISO-8859-1) character, and a control character (CR, LF and NUL
+/// among them) would end or split the header.
+/// `holder` names the header in the message ("header X-Customer").
+fn header_text_problem(text: &str, holder: &str) -> Option<String> {
+    if text.contains(['\r', '\n', '\0']) {
+        return Some(format!(
+            "contains CR, LF or NUL, which {holder} cannot carry"
+        ));
+    }
+    let bad = text.chars().find(|&c| {
+        let code = u32::from(c);
+        code > 0xff || (code < 0x20 && c != '\t') || code == 0x7f
+    })?;
+    Some(if u32::from(bad) > 0xff {
+        format!(
+            "contains {bad:?} (U+{:04X}), which is not Latin-1 (ISO-8859-1) and {holder} cannot \
+             carry; send such text in the path, the query or the body",
+            u32::from(bad)
+        )
+    } else {
+        format!(
+            "contains the control character U+{:04X}, which {holder} cannot carry",
+            u32::from(bad)
+        )
+    })
+}
+
 fn arg<'a>(args: &'a Map<String, Value>, name: &str) -> Result<&'a Value, RenderError> {
     args.get(name)
         .ok_or_else(|| RenderError::Missing(vec![name.to_string()]))
@@ -213,15 +249,15 @@ pub fn render(api: &ApiSpec, args: &Map<String, Value>) -> Result<RenderedReques
 
     let mut headers = Vec::with_capacity(api.headers.len());
     for (name, value) in &api.headers {
-        let value = render_text(&parse(value)?, args, &|arg_name, v| {
-            if v.contains(['\r', '\n', '\0']) {
-                return Err(invalid(
-                    arg_name,
-                    format!("contains CR, LF or NUL, which header {name} cannot carry"),
-                ));
-            }
-            Ok(v.to_string())
-        })?;
+        let holder = format!("header {name}");
+        let value = render_text(
+            &parse(value)?,
+            args,
+            &|arg_name, v| match header_text_problem(v, &holder) {
+                Some(problem) => Err(invalid(arg_name, problem)),
+                None => Ok(v.to_string()),
+            },
+        )?;
         headers.push((name.clone(), value));
     }
 

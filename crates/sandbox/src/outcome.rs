@@ -6,7 +6,7 @@ use wasmtime::Trap;
 
 use crate::bindings::types::{self, JobOutput, ScriptError};
 use crate::config::JobLimits;
-use crate::state::LimitTrap;
+use crate::state::{HostPanic, LimitTrap};
 
 /// What one job produced; the caller adds job id, effects and trace to make a `JobResult`.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,9 @@ pub struct RunOutcome {
     pub error: Option<ErrorInfo>,
     pub logs: Logs,
     pub stats: Stats,
+    /// The host call whose host panicked, when one did: the outcome is then `failed` (a bug
+    /// of the worker, caught at the call; the caller counts and logs it).
+    pub host_panic: Option<&'static str>,
 }
 
 impl RunOutcome {
@@ -26,6 +29,7 @@ impl RunOutcome {
             error,
             logs: Logs::default(),
             stats: Stats::default(),
+            host_panic: None,
         }
     }
 
@@ -92,6 +96,15 @@ pub(crate) fn from_output(out: JobOutput, limits: &JobLimits) -> RunOutcome {
 pub(crate) fn from_trap(error: &wasmtime::Error, limits: &JobLimits) -> RunOutcome {
     if let Some(trap) = error.downcast_ref::<LimitTrap>() {
         return RunOutcome::limit(trap.kind, trap.message.clone());
+    }
+    if let Some(&HostPanic { call }) = error.downcast_ref::<HostPanic>() {
+        return RunOutcome {
+            host_panic: Some(call),
+            ..RunOutcome::failed(format!(
+                "internal error of the worker while answering the host call {call}: a bug of \
+                 the worker, not a fault of the action; it is logged with this job's id"
+            ))
+        };
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => RunOutcome::limit(

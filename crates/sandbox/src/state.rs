@@ -1,8 +1,11 @@
 //! The store data of one job: WASI context, memory accounting, the host, the deadline.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use action_protocol::{LimitKind, Logs};
+use futures_util::FutureExt;
 use tokio::time::timeout_at;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
@@ -28,6 +31,38 @@ impl LimitTrap {
             message: message.into(),
         }
     }
+}
+
+/// A host call whose host panicked: a bug of the worker, not of the action. Raised as a trap,
+/// so that the guest unwinds and the job ends `failed`; found again by downcasting.
+#[derive(Debug, thiserror::Error)]
+#[error("the host call {call} panicked")]
+pub(crate) struct HostPanic {
+    pub(crate) call: &'static str,
+}
+
+/// Every host call: `work` bounded by the job's deadline (`what` names the call in the time
+/// limit's message), and a panic of the host caught as [`HostPanic`] for `call`.
+async fn bounded<T>(
+    deadline: Instant,
+    call: &'static str,
+    what: &str,
+    work: impl Future<Output = T>,
+) -> Result<T> {
+    match timeout_at(deadline.into(), AssertUnwindSafe(work).catch_unwind()).await {
+        Err(_elapsed) => Err(LimitTrap::new(
+            LimitKind::Time,
+            format!("time limit: the job's deadline passed during {what}"),
+        )
+        .into()),
+        Ok(Err(_panic)) => Err(HostPanic { call }.into()),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
+/// A host call that does not wait, with a panic caught as [`HostPanic`].
+fn unwinding<T>(call: &'static str, work: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(work)).map_err(|_| HostPanic { call }.into())
 }
 
 /// Accounts every linear memory and table of the instance against the job's limit.
@@ -177,13 +212,8 @@ impl http::Host for JobState {
         };
         let deadline = self.deadline;
         let call = self.host.http_send(request, deadline);
-        match timeout_at(deadline.into(), call).await {
-            Err(_elapsed) => Err(LimitTrap::new(
-                LimitKind::Time,
-                "time limit: the job's deadline passed during an HTTP call",
-            )
-            .into()),
-            Ok(Ok(r)) => Ok(Ok(http::Response {
+        match bounded(deadline, "http.send", "an HTTP call", call).await? {
+            Ok(r) => Ok(Ok(http::Response {
                 status: r.status,
                 reason: r.reason,
                 url: r.url,
@@ -191,8 +221,8 @@ impl http::Host for JobState {
                 body: r.body,
                 elapsed_ms: r.elapsed_ms,
             })),
-            Ok(Err(HostError::Call(e))) => Ok(Err(to_wit_error(e))),
-            Ok(Err(HostError::Limit(kind, message))) => Err(LimitTrap::new(kind, message).into()),
+            Err(HostError::Call(e)) => Ok(Err(to_wit_error(e))),
+            Err(HostError::Limit(kind, message)) => Err(LimitTrap::new(kind, message).into()),
         }
     }
 }
@@ -210,40 +240,44 @@ fn to_wit_reply(reply: ConversationReply) -> conversation::Reply {
     }
 }
 
+impl JobState {
+    /// A conversation helper call, its host's panic caught.
+    fn converse(&mut self, call: ConversationCall) -> Result<ConversationReply> {
+        let host = &mut self.host;
+        unwinding("conversation", move || host.conversation(call))
+    }
+}
+
 impl conversation::Host for JobState {
     async fn present(&mut self) -> Result<bool> {
-        Ok(self.host.conversation(ConversationCall::Present).success)
+        Ok(self.converse(ConversationCall::Present)?.success)
     }
 
     async fn get_metadata(&mut self, key: String) -> Result<Option<String>> {
-        Ok(self
-            .host
-            .conversation(ConversationCall::GetMetadata { key })
-            .value)
+        Ok(self.converse(ConversationCall::GetMetadata { key })?.value)
     }
 
     async fn set_metadata(&mut self, key: String, value: String) -> Result<conversation::Reply> {
-        Ok(to_wit_reply(self.host.conversation(
-            ConversationCall::SetMetadata { key, value },
-        )))
+        Ok(to_wit_reply(
+            self.converse(ConversationCall::SetMetadata { key, value })?,
+        ))
     }
 
     async fn delete_metadata(&mut self, key: String) -> Result<conversation::Reply> {
         Ok(to_wit_reply(
-            self.host
-                .conversation(ConversationCall::DeleteMetadata { key }),
+            self.converse(ConversationCall::DeleteMetadata { key })?,
         ))
     }
 
     async fn add_tag(&mut self, tag: String) -> Result<conversation::Reply> {
         Ok(to_wit_reply(
-            self.host.conversation(ConversationCall::AddTag { tag }),
+            self.converse(ConversationCall::AddTag { tag })?,
         ))
     }
 
     async fn add_event(&mut self, event: String) -> Result<conversation::Reply> {
         Ok(to_wit_reply(
-            self.host.conversation(ConversationCall::AddEvent { event }),
+            self.converse(ConversationCall::AddEvent { event })?,
         ))
     }
 
@@ -256,7 +290,7 @@ impl conversation::Host for JobState {
             reason,
             phone_destination,
         };
-        Ok(to_wit_reply(self.host.conversation(call)))
+        Ok(to_wit_reply(self.converse(call)?))
     }
 }
 
@@ -269,14 +303,7 @@ impl llm::Host for JobState {
     ) -> Result<Result<String, String>> {
         let deadline = self.deadline;
         let call = self.host.llm_classify(prompt, input, options, deadline);
-        match timeout_at(deadline.into(), call).await {
-            Ok(answer) => Ok(answer),
-            Err(_elapsed) => Err(LimitTrap::new(
-                LimitKind::Time,
-                "time limit: the job's deadline passed during an LLM call",
-            )
-            .into()),
-        }
+        bounded(deadline, "llm.classify", "an LLM call", call).await
     }
 }
 
@@ -288,14 +315,7 @@ impl sheets::Host for JobState {
     ) -> Result<Result<String, String>> {
         let deadline = self.deadline;
         let call = self.host.sheets_append(sheet_id, row_json, deadline);
-        match timeout_at(deadline.into(), call).await {
-            Ok(answer) => Ok(answer),
-            Err(_elapsed) => Err(LimitTrap::new(
-                LimitKind::Time,
-                "time limit: the job's deadline passed during a Google Sheets call",
-            )
-            .into()),
-        }
+        bounded(deadline, "sheets.append-row", "a Google Sheets call", call).await
     }
 }
 

@@ -33,7 +33,9 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tracing::Instrument;
 
 use crate::config::NatsSection;
-use crate::serve::{Worker, decode, encode_within};
+use crate::guard::{self, Stage};
+use crate::serve::Worker;
+use crate::wire::{self, Undecoded};
 
 pub const JOBS_STREAM: &str = "ACTIONS_JOBS";
 pub const RESULTS_STREAM: &str = "ACTIONS_RESULTS";
@@ -189,7 +191,7 @@ impl Durable {
         tenant: &str,
         max_payload: usize,
     ) -> Option<Stored> {
-        let payload = bytes::Bytes::from(encode_within(result, encoding, max_payload));
+        let payload = bytes::Bytes::from(wire::encode(result, encoding, max_payload));
         let mut pause = Duration::from_millis(50);
         let give_up = tokio::time::Instant::now() + STORE_PATIENCE;
         loop {
@@ -402,9 +404,17 @@ async fn handle(
         .map(|v| v.as_str().to_string())
         .unwrap_or_default();
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
-    handle_job(worker, durable, message, msg_id, slot)
-        .instrument(span)
-        .await;
+    // The stages of the job are guarded one by one; this catches a panic in the glue between
+    // them (reading, storing and announcing results), and hands the job back for another try.
+    let handled = guard::guarded(
+        Stage::Store,
+        handle_job(worker, durable, message.clone(), msg_id, slot),
+    )
+    .instrument(span.clone())
+    .await;
+    if handled.is_err() {
+        hand_back(&message).instrument(span).await;
+    }
 }
 
 /// `msg_id`: the message's `Nats-Msg-Id` (empty without one).
@@ -429,41 +439,45 @@ async fn handle_job(
     };
     // From here until the job is acked or handed back, JetStream hears that it is in hand.
     let _progress = Progress::start(&message, durable.ack_wait);
-    let (encoding, decoded) = decode(&message.payload, message.headers.as_ref());
+    let delivery = Delivery {
+        message: &message,
+        delivered,
+    };
+    let (encoding, decoded) = wire::decode(&message.payload, message.headers.as_ref());
     let reply_to = decoded.as_ref().ok().and_then(|job| job.reply_to.clone());
-    let job = decoded.and_then(|job| {
-        job.validate().map_err(|e| e.to_string())?;
-        if !id_names_a_result(&job.id) {
-            return Err(format!(
-                "id: {:?} cannot be used in the result's subject {}.results.<id> (no spaces, \
-                 '*', '>' or empty tokens, and no first token _seq, which names the results \
-                 of jobs without such an id)",
-                job.id, durable.prefix
-            ));
-        }
-        Ok(job)
-    });
-    let job = match job {
+    let job = match decoded.and_then(|job| checked(job, &durable.prefix)) {
         Ok(job) => job,
-        Err(problem) => {
-            let id = msg_id.as_str();
-            let subject = results_subject(&durable.prefix, Some(id), sequence);
-            let mut result = JobResult::rejected(id, "", problem);
+        Err(Undecoded::Rejected(problem)) => {
+            let subject = results_subject(&durable.prefix, Some(&msg_id), sequence);
+            let mut result = JobResult::rejected(&msg_id, "", problem);
             result.attempt = delivered;
             result.worker = worker.executor.worker_id.clone();
             tracing::info!(%subject, error = %result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(), "durable job rejected");
             crate::metrics::global().job("durable", "none", &result, started.elapsed());
-            match durable
-                .store(&subject, encoding, &result, "", worker.max_payload())
-                .await
-            {
-                Some(stored) => {
-                    announce(&worker, reply_to.as_deref(), id, encoding, stored).await;
-                    let _ = message.double_ack().await;
-                }
-                None => hand_back(&message).await,
-            }
-            return;
+            let answer = Answer {
+                subject: &subject,
+                encoding,
+                reply_to: reply_to.as_deref(),
+                tenant: "",
+                job: None,
+            };
+            return settle(&worker, &durable, &delivery, &answer, &result).await;
+        }
+        Err(Undecoded::Panicked(panicked)) => {
+            // The worker's fault: tried again while attempts remain, like a failed run.
+            let subject = results_subject(&durable.prefix, Some(&msg_id), sequence);
+            let mut result = guard::failed(&msg_id, "", panicked);
+            result.attempt = delivered;
+            result.worker = worker.executor.worker_id.clone();
+            crate::metrics::global().job("durable", "none", &result, started.elapsed());
+            let answer = Answer {
+                subject: &subject,
+                encoding,
+                reply_to: None,
+                tenant: "",
+                job: None,
+            };
+            return settle(&worker, &durable, &delivery, &answer, &result).await;
         }
     };
     if delivered > 1 {
@@ -509,32 +523,108 @@ async fn handle_job(
         crate::metrics::global().job("durable", "none", &result, started.elapsed());
         result
     } else {
-        let result = worker.execute(&job, delivered, "durable", started).await;
-        if result.status == Status::Failed && delivered < durable.max_attempts {
-            tracing::warn!(job_id = %job.id, delivered, "the worker failed the job; handed back for another attempt");
-            let _ = message
-                .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
-                .await;
-            return;
-        }
-        result
+        worker.execute(&job, delivered, "durable", started).await
     };
-    let last = delivered > durable.max_attempts;
     let tenant = job.tenant.clone().unwrap_or_default();
-    let Some(stored) = durable
-        .store(&subject, encoding, &result, &tenant, worker.max_payload())
-        .await
-    else {
-        hand_back(&message).await;
+    let answer = Answer {
+        subject: &subject,
+        encoding,
+        reply_to: job.reply_to.as_deref(),
+        tenant: &tenant,
+        job: Some(&job),
+    };
+    settle(&worker, &durable, &delivery, &answer, &result).await;
+}
+
+/// A decoded job that the durable path can run: valid, with an id that can name its result.
+fn checked(job: Job, prefix: &str) -> Result<Job, Undecoded> {
+    let problem = match job.validate() {
+        Err(e) => e.to_string(),
+        Ok(()) if id_names_a_result(&job.id) => return Ok(job),
+        Ok(()) => format!(
+            "id: {:?} cannot be used in the result's subject {prefix}.results.<id> (no spaces, \
+             '*', '>' or empty tokens, and no first token _seq, which names the results \
+             of jobs without such an id)",
+            job.id
+        ),
+    };
+    Err(Undecoded::Rejected(problem))
+}
+
+/// One delivery of a job message.
+struct Delivery<'a> {
+    message: &'a Message,
+    delivered: u32,
+}
+
+/// Where a job's result goes: its subject in `ACTIONS_RESULTS`, its encoding, `reply_to`,
+/// and the job (for the tenant check of a result stored before), when it decoded.
+struct Answer<'a> {
+    subject: &'a str,
+    encoding: Encoding,
+    reply_to: Option<&'a str>,
+    tenant: &'a str,
+    job: Option<&'a Job>,
+}
+
+/// The end of a delivery that has a result. A `failed` result (the worker's fault, not the
+/// action's) is handed back while attempts remain; any other is stored, announced, and the
+/// message acked (terminated after the last attempt).
+async fn settle(
+    worker: &Worker,
+    durable: &Durable,
+    delivery: &Delivery<'_>,
+    answer: &Answer<'_>,
+    result: &JobResult,
+) {
+    let Delivery { message, delivered } = *delivery;
+    if result.status == Status::Failed && delivered < durable.max_attempts {
+        tracing::warn!(job_id = %result.job_id, delivered, "the worker failed the job; handed back for another attempt");
+        let _ = message
+            .ack_with(AckKind::Nak(Some(Duration::from_millis(500))))
+            .await;
+        return;
+    }
+    let stored = guard::guarded(Stage::Store, async {
+        guard::inject("store", result.job_id.as_bytes());
+        durable
+            .store(
+                answer.subject,
+                answer.encoding,
+                result,
+                answer.tenant,
+                worker.max_payload(),
+            )
+            .await
+    })
+    .await;
+    let Ok(Some(stored)) = stored else {
+        hand_back(message).await;
         return;
     };
-    announce_to_job(&worker, &job, encoding, stored).await;
-    let done = if last { AckKind::Term } else { AckKind::Ack };
+    match answer.job {
+        Some(job) => announce_to_job(worker, job, answer.encoding, stored).await,
+        None => {
+            announce(
+                worker,
+                answer.reply_to,
+                &result.job_id,
+                answer.encoding,
+                stored,
+            )
+            .await
+        }
+    }
+    let done = if delivered > durable.max_attempts {
+        AckKind::Term
+    } else {
+        AckKind::Ack
+    };
     for _ in 0..5 {
         match message.double_ack_with(done).await {
             Ok(()) => break,
             Err(error) => {
-                tracing::warn!(job_id = %job.id, %error, "cannot ack the job yet; retrying");
+                tracing::warn!(job_id = %result.job_id, %error, "cannot ack the job yet; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }

@@ -13,6 +13,7 @@ use action_sandbox::{ActionHost, HostError, HttpRequest, PythonJob, Sandbox};
 use serde_json::{Value, json};
 
 use crate::config::LimitsConfig;
+use crate::guard::{self, Stage};
 use crate::host::{JobHost, Services, SharedConversation, Trace};
 use crate::limits::effective_limits;
 
@@ -68,14 +69,30 @@ impl Executor {
     }
 
     pub async fn run(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
-        let mut result = match action.kind {
+        let result = match action.kind {
             ActionKind::Python => self.run_python(job, action, attempt).await,
             ActionKind::Api => self.run_api(job, action).await,
         };
+        self.stamp(result, job, attempt)
+    }
+
+    /// `result` with what every result of `job` carries: `test`, `attempt`, `worker`.
+    pub fn stamp(&self, mut result: JobResult, job: &Job, attempt: u32) -> JobResult {
         result.test = job.test;
         result.attempt = attempt;
         result.worker = self.worker_id.clone();
         result
+    }
+
+    fn host(&self, job: &Job, action: &ActionDefinition, trace: Trace) -> JobHost {
+        JobHost::new(
+            self.services(),
+            job.tenant.clone(),
+            action.allowed_hosts.clone(),
+            &job.id,
+            trace,
+            self.limits.max_trace_entries as usize,
+        )
     }
 
     async fn run_python(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
@@ -85,18 +102,15 @@ impl Executor {
         let limits = effective_limits(&self.limits, action, job.timeout_ms);
         let context = build_context(job, &action.name, attempt);
         let trace = Trace::default();
+        let max_effects = self.limits.max_effects as usize;
         let conversation: SharedConversation =
             Arc::new(std::sync::Mutex::new(job.conversation.as_ref().map(|c| {
                 action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
+                    .limit_effects(max_effects)
             })));
-        let host = JobHost::new(
-            self.services(),
-            job.tenant.clone(),
-            action.allowed_hosts.clone(),
-            &job.id,
-            trace.clone(),
-            conversation.clone(),
-        );
+        let host = self
+            .host(job, action, trace.clone())
+            .with_conversation(conversation.clone());
         let job_spec = PythonJob {
             action: &action.name,
             source,
@@ -104,6 +118,10 @@ impl Executor {
             limits,
         };
         let outcome = self.sandbox.run(job_spec, Box::new(host)).await;
+        if let Some(call) = outcome.host_panic {
+            // Caught by the sandbox at the call; counted and logged as every panic is.
+            guard::note(Stage::HostCall(call));
+        }
         let mut result = JobResult::empty(&job.id, &action.name, outcome.status, outcome.error);
         result.output = outcome.output;
         result.logs = outcome.logs;
@@ -147,14 +165,7 @@ impl Executor {
             serde_json::to_vec(&value).unwrap_or_default()
         });
         let trace = Trace::default();
-        let mut host = JobHost::new(
-            self.services(),
-            job.tenant.clone(),
-            action.allowed_hosts.clone(),
-            &job.id,
-            trace.clone(),
-            SharedConversation::default(),
-        );
+        let mut host = self.host(job, action, trace.clone());
         let request = HttpRequest {
             method: rendered.method,
             url: rendered.url,
@@ -163,7 +174,15 @@ impl Executor {
             timeout_ms: None,
             follow_redirects: true,
         };
-        let answer = host.http_send(request, started + limits.timeout).await;
+        let answer = guard::guarded(
+            Stage::HostCall("http.send"),
+            host.http_send(request, started + limits.timeout),
+        )
+        .await;
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err(panicked) => return guard::failed(&job.id, &action.name, panicked),
+        };
         let mut result = match answer {
             Ok(response) => {
                 let body = parse_body(&response.body);

@@ -41,17 +41,20 @@ pub struct JobHost {
     calls: u32,
     llm_calls: u32,
     trace: Trace,
+    /// Trace entries a job may make (`limits.max_trace_entries`): a call past them is refused.
+    max_trace: usize,
     conversation: SharedConversation,
 }
 
 impl JobHost {
+    /// A host for one job, without a conversation until [`Self::with_conversation`].
     pub fn new(
         services: Services,
         tenant: Option<String>,
         allowed_hosts: Vec<String>,
         job_id: &str,
         trace: Trace,
-        conversation: SharedConversation,
+        max_trace: usize,
     ) -> Self {
         Self {
             egress: services.egress,
@@ -65,7 +68,32 @@ impl JobHost {
             calls: 0,
             llm_calls: 0,
             trace,
-            conversation,
+            max_trace,
+            conversation: SharedConversation::default(),
+        }
+    }
+
+    pub fn with_conversation(mut self, conversation: SharedConversation) -> Self {
+        self.conversation = conversation;
+        self
+    }
+
+    /// Why a call may not be made, when the job's trace is full: every call leaves an entry,
+    /// and a result's trace is bounded.
+    fn trace_full(&self) -> Option<String> {
+        let used = self.trace.lock().map_or(usize::MAX, |t| t.len());
+        (used >= self.max_trace).then(|| {
+            format!(
+                "trace limit: a job may make {} outside calls (HTTP, LLM, Google Sheets), and \
+                 this one has made them all; the call was not made",
+                self.max_trace
+            )
+        })
+    }
+
+    fn push_trace(&self, entry: TraceEntry) {
+        if let Ok(mut trace) = self.trace.lock() {
+            trace.push(entry);
         }
     }
 }
@@ -116,6 +144,10 @@ impl ActionHost for JobHost {
             let Some(sheets) = self.sheets.clone() else {
                 return Err("Google Sheets is not configured: set [sheets] service_account_file in worker.toml".into());
             };
+            if let Some(full) = self.trace_full() {
+                return Err(full);
+            }
+            crate::guard::inject("sheets", self.job_id.as_bytes());
             let data: serde_json::Value =
                 serde_json::from_str(&row_json).map_err(|e| format!("data: {e}"))?;
             let started = Instant::now();
@@ -139,9 +171,7 @@ impl ActionHost for JobHost {
                 error: answer.as_ref().err().cloned(),
                 ..TraceEntry::default()
             };
-            if let Ok(mut trace) = self.trace.lock() {
-                trace.push(entry);
-            }
+            self.push_trace(entry);
             answer
         })
     }
@@ -157,6 +187,10 @@ impl ActionHost for JobHost {
             let Some(llm) = self.llm.clone() else {
                 return Err("LLM classification is not configured: set [llm] base_url and model in worker.toml".into());
             };
+            if let Some(full) = self.trace_full() {
+                return Err(full);
+            }
+            crate::guard::inject("llm", self.job_id.as_bytes());
             if self.llm_calls >= llm.config.max_calls_per_job {
                 return Err(format!(
                     "LLM call limit: an action may classify {} times per job",
@@ -189,14 +223,13 @@ impl ActionHost for JobHost {
                 completion_tokens: Some(usage.completion_tokens),
                 ..TraceEntry::default()
             };
-            if let Ok(mut trace) = self.trace.lock() {
-                trace.push(entry);
-            }
+            self.push_trace(entry);
             answer
         })
     }
 
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
+        crate::guard::inject("conversation", self.job_id.as_bytes());
         let Ok(mut guard) = self.conversation.lock() else {
             return ConversationReply::no_conversation();
         };
@@ -242,6 +275,10 @@ impl ActionHost for JobHost {
             idempotency_key(&self.job_id, index),
         );
         Box::pin(async move {
+            crate::guard::inject("http.send", self.job_id.as_bytes());
+            if let Some(full) = self.trace_full() {
+                return Err(HttpError::Denied(full).into());
+            }
             let started = Instant::now();
             let mut entry = TraceEntry {
                 kind: "http".into(),
@@ -287,9 +324,7 @@ impl ActionHost for JobHost {
                     Err(to_host_error(error))
                 }
             };
-            if let Ok(mut trace) = self.trace.lock() {
-                trace.push(entry);
-            }
+            self.push_trace(entry);
             result
         })
     }

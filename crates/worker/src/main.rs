@@ -90,6 +90,7 @@ fn init_logging(log: Option<&config::LogSection>) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    action_worker::guard::install_hook();
     let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
     let loaded = config::WorkerConfig::load_with_env(&cli.config, explicit, std::env::vars_os());
     let serving = matches!(cli.command, Command::Serve);

@@ -125,6 +125,7 @@ struct Inner {
     egress: Family,
     denials: Family,
     limits: Family,
+    panics: Family,
 }
 
 #[derive(Debug)]
@@ -146,6 +147,7 @@ pub fn global() -> &'static Metrics {
             egress: Family::default(),
             denials: Family::default(),
             limits: Family::default(),
+            panics: Family::default(),
         }),
         redeliveries: AtomicU64::new(0),
         reannounced: AtomicU64::new(0),
@@ -212,6 +214,13 @@ impl Metrics {
             .add(vec![host.to_string(), outcome.to_string()], 1);
         if let Some(rule) = denied_by {
             inner.denials.add(vec![rule.to_string()], 1);
+        }
+    }
+
+    /// A panic caught on a job's path, by stage (`crate::guard`).
+    pub fn panicked(&self, stage: &str) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.panics.add(vec![stage.to_string()], 1);
         }
     }
 
@@ -285,6 +294,13 @@ impl Metrics {
             "Outbound requests refused by the egress policy, by rule.",
             &["rule"],
             &inner.denials,
+        );
+        counter(
+            &mut out,
+            "action_worker_job_panics_total",
+            "Panics caught on a job's path (each job answered failed), by stage: decode, resolve, run, host_call, encode, store.",
+            &["stage"],
+            &inner.panics,
         );
         let _ = writeln!(
             out,

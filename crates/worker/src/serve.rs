@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_protocol::{ActionDefinition, ActionKind, ActionRef, Encoding, Job, JobResult};
+use action_protocol::{ActionDefinition, ActionKind, ActionRef, Job, JobResult};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::service::{Request, ServiceExt};
@@ -24,7 +24,9 @@ use crate::config::{NatsSection, WorkerConfig};
 use crate::durable::{Durable, pull_loop};
 use crate::embedded::EmbeddedServer;
 use crate::execute::Executor;
+use crate::guard::{self, Stage};
 use crate::registry::{Registry, ResolveError};
+use crate::wire::{self, Undecoded};
 
 /// What every job handler shares.
 pub struct Worker {
@@ -32,41 +34,6 @@ pub struct Worker {
     pub registry: Option<Arc<Registry>>,
     pub client: async_nats::Client,
     pub slots: Arc<Semaphore>,
-}
-
-/// Room kept in a NATS message for its subject and headers.
-const ENVELOPE_BYTES: usize = 4096;
-
-/// `result` encoded, or, when that would not fit in one NATS message of `max_payload`
-/// bytes, a `limit_exceeded` result (`error.limit = "output"`) in its place that says so: an
-/// answer that cannot be sent is never attempted (it would leave the requester waiting, or a
-/// durable job unacked forever).
-pub fn encode_within(result: &JobResult, encoding: Encoding, max_payload: usize) -> Vec<u8> {
-    let bytes = encoding.encode(result);
-    let room = max_payload.saturating_sub(ENVELOPE_BYTES);
-    if bytes.len() <= room {
-        return bytes;
-    }
-    let mut smaller = JobResult::empty(
-        &result.job_id,
-        &result.action,
-        action_protocol::Status::LimitExceeded,
-        Some(action_protocol::ErrorInfo::limit(
-            action_protocol::LimitKind::Output,
-            format!(
-                "the result is {} bytes encoded, over the {room} bytes a NATS message can carry here \
-                 (the server's max_payload is {max_payload}); lower limits.output_bytes or \
-                 limits.log_bytes, or raise max_payload",
-                bytes.len()
-            ),
-        )),
-    );
-    smaller.stats = result.stats.clone();
-    smaller.logs.truncated = true;
-    smaller.test = result.test;
-    smaller.attempt = result.attempt;
-    smaller.worker = result.worker.clone();
-    encoding.encode(&smaller)
 }
 
 impl Worker {
@@ -95,52 +62,87 @@ impl Worker {
         result
     }
 
+    /// The job's action and its result, each step guarded: a panic while resolving or
+    /// running is the job's `failed` result, never a job left unanswered.
     async fn resolve_and_run(&self, job: &Job, attempt: u32) -> (&'static str, JobResult) {
-        let kind = |action: &ActionDefinition| match action.kind {
+        let resolved = guard::guarded(Stage::Resolve, async {
+            guard::inject("resolve", job.id.as_bytes());
+            self.resolve(job).await
+        })
+        .await;
+        let action = match resolved {
+            Ok(Ok(action)) => action,
+            Ok(Err(result)) => return ("none", self.executor.stamp(result, job, attempt)),
+            Err(panicked) => {
+                let failed = guard::failed(&job.id, job.action.name(), panicked);
+                return ("none", self.executor.stamp(failed, job, attempt));
+            }
+        };
+        let kind = match action.kind {
             ActionKind::Python => "python",
             ActionKind::Api => "api",
         };
-        let mut result = match &job.action {
-            ActionRef::Inline(action) => {
-                return (kind(action), self.executor.run(job, action, attempt).await);
-            }
-            ActionRef::Named { name, revision } => match &self.registry {
-                None => JobResult::rejected(
-                    &job.id,
-                    name,
-                    "actions by name need the registry (KV bucket ACTIONS), and this NATS server has no JetStream",
-                ),
-                Some(registry) => {
-                    match registry
-                        .resolve(job.tenant.as_deref(), name, *revision)
-                        .await
-                    {
-                        Ok((_, action)) => {
-                            return (
-                                kind(&action),
-                                self.executor.run(job, &action, attempt).await,
-                            );
-                        }
-                        Err(ResolveError::Rejected(message)) => {
-                            JobResult::rejected(&job.id, name, message)
-                        }
-                        Err(ResolveError::Unavailable(message)) => JobResult::empty(
-                            &job.id,
-                            name,
-                            action_protocol::Status::Failed,
-                            Some(action_protocol::ErrorInfo::new(
-                                action_protocol::ErrorKind::Internal,
-                                message,
-                            )),
-                        ),
-                    }
-                }
-            },
+        let ran = guard::guarded(Stage::Run, async {
+            guard::inject("run", job.id.as_bytes());
+            self.executor.run(job, &action, attempt).await
+        })
+        .await;
+        let result = ran.unwrap_or_else(|panicked| {
+            let failed = guard::failed(&job.id, &action.name, panicked);
+            self.executor.stamp(failed, job, attempt)
+        });
+        (kind, result)
+    }
+
+    /// The job's own definition, or the registry's under its tenant; a job that cannot have
+    /// one gets its result here (`rejected`, or `failed` when the registry cannot be read).
+    async fn resolve<'a>(&self, job: &'a Job) -> Result<Resolved<'a>, JobResult> {
+        let (name, revision) = match &job.action {
+            ActionRef::Inline(action) => return Ok(Resolved::Inline(action)),
+            ActionRef::Named { name, revision } => (name, *revision),
         };
-        result.test = job.test;
-        result.attempt = attempt;
-        result.worker = self.executor.worker_id.clone();
-        ("none", result)
+        let Some(registry) = &self.registry else {
+            return Err(JobResult::rejected(
+                &job.id,
+                name,
+                "actions by name need the registry (KV bucket ACTIONS), and this NATS server has no JetStream",
+            ));
+        };
+        match registry
+            .resolve(job.tenant.as_deref(), name, revision)
+            .await
+        {
+            Ok((_, action)) => Ok(Resolved::Stored(action)),
+            Err(ResolveError::Rejected(message)) => {
+                Err(JobResult::rejected(&job.id, name, message))
+            }
+            Err(ResolveError::Unavailable(message)) => Err(JobResult::empty(
+                &job.id,
+                name,
+                action_protocol::Status::Failed,
+                Some(action_protocol::ErrorInfo::new(
+                    action_protocol::ErrorKind::Internal,
+                    message,
+                )),
+            )),
+        }
+    }
+}
+
+/// A job's action: carried by the job, or from the registry.
+enum Resolved<'a> {
+    Inline(&'a ActionDefinition),
+    Stored(Arc<ActionDefinition>),
+}
+
+impl std::ops::Deref for Resolved<'_> {
+    type Target = ActionDefinition;
+
+    fn deref(&self) -> &ActionDefinition {
+        match self {
+            Self::Inline(action) => action,
+            Self::Stored(action) => action,
+        }
     }
 }
 
@@ -399,20 +401,6 @@ fn say(line: String) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-pub fn decode(payload: &[u8], headers: Option<&HeaderMap>) -> (Encoding, Result<Job, String>) {
-    let content_type = headers
-        .and_then(|h| h.get("Content-Type"))
-        .map(|v| v.as_str().to_string());
-    let encoding = match Encoding::from_content_type(content_type.as_deref()) {
-        Ok(encoding) => encoding,
-        Err(e) => return (Encoding::Json, Err(e.to_string())),
-    };
-    let job = encoding
-        .decode::<Job>(payload)
-        .map_err(|e| format!("cannot decode the job: {e}"));
-    (encoding, job)
-}
-
 async fn handle(
     worker: Arc<Worker>,
     request: Request,
@@ -420,44 +408,52 @@ async fn handle(
     _slot: OwnedSemaphorePermit,
 ) {
     let started = Instant::now();
-    let (encoding, job) = decode(&request.message.payload, request.message.headers.as_ref());
+    let (encoding, job) = wire::decode(&request.message.payload, request.message.headers.as_ref());
     let (job_id, action) = match &job {
         Ok(job) => (job.id.clone(), job.action.name().to_string()),
         Err(_) => (String::new(), String::new()),
     };
     let span = tracing::info_span!("action.run", job_id = %job_id, action = %action, path = "request_reply");
-    let result = async {
-        let rejected = |result: JobResult| {
-            tracing::info!(error = ?result.error.as_ref().map(|e| &e.message), "job rejected");
-            crate::metrics::global().job("request_reply", "none", &result, started.elapsed());
-            result
-        };
-        match job {
-            Err(message) => rejected(JobResult::rejected("", "", message)),
-            Ok(mut job) => {
-                job.test |= force_test;
-                match job.validate() {
-                    Err(e) => rejected(JobResult::rejected(
-                        &job.id,
-                        job.action.name(),
-                        e.to_string(),
-                    )),
-                    Ok(()) => worker.execute(&job, 1, "request_reply", started).await,
-                }
-            }
-        }
-    }
-    .instrument(span.clone())
-    .await;
+    let result = answer(&worker, job, force_test, started)
+        .instrument(span.clone())
+        .await;
+    let payload = span.in_scope(|| wire::encode(&result, encoding, worker.max_payload()));
     let mut headers = HeaderMap::new();
     headers.insert("Content-Type", encoding.content_type());
     if let Err(error) = request
-        .respond_with_headers(
-            Ok(encode_within(&result, encoding, worker.max_payload()).into()),
-            headers,
-        )
+        .respond_with_headers(Ok(payload.into()), headers)
         .await
     {
         span.in_scope(|| tracing::warn!(%error, "could not send the result"));
+    }
+}
+
+/// The result of a request-reply job, whatever its payload held.
+async fn answer(
+    worker: &Worker,
+    job: Result<Job, Undecoded>,
+    force_test: bool,
+    started: Instant,
+) -> JobResult {
+    let never_ran = |result: JobResult| {
+        tracing::info!(error = ?result.error.as_ref().map(|e| &e.message), "job rejected");
+        crate::metrics::global().job("request_reply", "none", &result, started.elapsed());
+        result
+    };
+    let mut job = match job {
+        Ok(job) => job,
+        Err(Undecoded::Rejected(message)) => {
+            return never_ran(JobResult::rejected("", "", message));
+        }
+        Err(Undecoded::Panicked(panicked)) => return never_ran(guard::failed("", "", panicked)),
+    };
+    job.test |= force_test;
+    match job.validate() {
+        Err(e) => never_ran(JobResult::rejected(
+            &job.id,
+            job.action.name(),
+            e.to_string(),
+        )),
+        Ok(()) => worker.execute(&job, 1, "request_reply", started).await,
     }
 }

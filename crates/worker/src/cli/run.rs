@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::config::WorkerConfig;
 use crate::execute::Executor;
+use crate::guard::{self, Stage};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -120,7 +121,11 @@ pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
         // One job: nothing to prepare ahead.
         let mut executor = Executor::from_config(config, Some(0))?;
         executor.worker_id = "local".into();
-        anyhow::Ok(executor.run(&job, &action, 1).await)
+        // A panic is answered as in `serve`: a failed result, printed like any other.
+        let ran = guard::guarded(Stage::Run, executor.run(&job, &action, 1)).await;
+        anyhow::Ok(ran.unwrap_or_else(|panicked| {
+            executor.stamp(guard::failed(&job.id, &action.name, panicked), &job, 1)
+        }))
     })?;
     print_result(&result)
 }

@@ -45,14 +45,28 @@ impl Default for RuntimeConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
+    /// Effects (conversation changes) a job may record; a helper call past them answers
+    /// `success: False` and changes nothing.
+    pub max_effects: u32,
+    /// Trace entries a job may make: its outside calls (HTTP, LLM, Google Sheets) together;
+    /// a call past them is refused, not made.
+    pub max_trace_entries: u32,
     #[serde(flatten)]
     pub default: LimitValues,
     pub max: LimitValues,
 }
 
+/// `limits.max_effects` by default.
+pub const DEFAULT_MAX_EFFECTS: u32 = 1000;
+/// `limits.max_trace_entries` by default: room for `limits.max.max_http_calls` (100) and
+/// the LLM and Sheets calls besides.
+pub const DEFAULT_MAX_TRACE_ENTRIES: u32 = 200;
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
+            max_effects: DEFAULT_MAX_EFFECTS,
+            max_trace_entries: DEFAULT_MAX_TRACE_ENTRIES,
             default: LimitValues::default(),
             max: LimitValues {
                 timeout_ms: 120_000,
@@ -152,6 +166,17 @@ impl LimitsConfig {
     pub(super) fn validate(&self) -> anyhow::Result<()> {
         self.default.validate("limits")?;
         self.max.validate("limits.max")?;
+        if self.max_effects == 0 {
+            bail!("limits.max_effects: must be at least 1");
+        }
+        if self.max_trace_entries < self.max.max_http_calls {
+            bail!(
+                "limits.max_trace_entries: {} is less than limits.max.max_http_calls ({}): every \
+                 HTTP call an action may make needs its trace entry",
+                self.max_trace_entries,
+                self.max.max_http_calls
+            );
+        }
         let (d, m) = (&self.default, &self.max);
         for (key, default, max) in [
             ("timeout_ms", d.timeout_ms, m.timeout_ms),
