@@ -585,21 +585,7 @@ async fn settle(
             .await;
         return;
     }
-    let stored = guard::guarded(Stage::Store, async {
-        guard::inject("store", result.job_id.as_bytes());
-        durable
-            .store(
-                answer.subject,
-                answer.encoding,
-                result,
-                answer.tenant,
-                worker.max_payload(),
-            )
-            .await
-    })
-    .await;
-    let Ok(Some(stored)) = stored else {
-        hand_back(message).await;
+    let Some(stored) = store_guarded(worker, durable, delivery, answer, result).await else {
         return;
     };
     match answer.job {
@@ -627,6 +613,61 @@ async fn settle(
                 tracing::warn!(job_id = %result.job_id, %error, "cannot ack the job yet; retrying");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+        }
+    }
+}
+
+/// Stores `result`, the stored result of the job in hand (the first stored wins). A panic
+/// while storing is the worker's fault: the job is handed back while attempts remain, and on
+/// the last its `failed` result is stored in place of the one that could not be. `None`: the
+/// job was handed back.
+async fn store_guarded(
+    worker: &Worker,
+    durable: &Durable,
+    delivery: &Delivery<'_>,
+    answer: &Answer<'_>,
+    result: &JobResult,
+) -> Option<Stored> {
+    let store = |result: JobResult| async move {
+        guard::guarded(Stage::Store, async {
+            // Injected only for a result that is not `failed`: a panic caused by what the
+            // result holds, which the failed stand-in does not.
+            if result.status != Status::Failed {
+                guard::inject("store", result.job_id.as_bytes());
+            }
+            durable
+                .store(
+                    answer.subject,
+                    answer.encoding,
+                    &result,
+                    answer.tenant,
+                    worker.max_payload(),
+                )
+                .await
+        })
+        .await
+    };
+    let panicked = match store(result.clone()).await {
+        Ok(Some(stored)) => return Some(stored),
+        Ok(None) => {
+            hand_back(delivery.message).await;
+            return None;
+        }
+        Err(panicked) => panicked,
+    };
+    if delivery.delivered < durable.max_attempts {
+        hand_back(delivery.message).await;
+        return None;
+    }
+    let mut failed = guard::failed(&result.job_id, &result.action, panicked);
+    failed.test = result.test;
+    failed.attempt = result.attempt;
+    failed.worker = result.worker.clone();
+    match store(failed).await {
+        Ok(Some(stored)) => Some(stored),
+        _ => {
+            hand_back(delivery.message).await;
+            None
         }
     }
 }

@@ -135,17 +135,18 @@ pub fn install_hook() {
 
 /// Test builds only (feature `fault-injection`): a panic at `point` for the jobs that ask for
 /// it, to prove that every stage is guarded. `ACTION_WORKER_INJECT_PANIC` lists the points
-/// (`decode,resolve,run,http.send,conversation,encode,store`); a job asks by holding
-/// `inject-panic` in its id (or, for `decode`, anywhere in its payload). Release builds
-/// compile this to nothing.
+/// that may panic (`decode,resolve,run,http_send,conversation,llm,sheets,encode,store`), and a
+/// job asks with `panic-at-<point>` in `marker` (its id; its payload for `decode`). Release
+/// builds compile this to nothing.
 #[cfg(feature = "fault-injection")]
 #[allow(clippy::panic)] // Its one purpose is to panic, in test builds.
 pub fn inject(point: &str, marker: &[u8]) {
     let Ok(points) = std::env::var("ACTION_WORKER_INJECT_PANIC") else {
         return;
     };
+    let asked = format!("panic-at-{point}");
     if points.split(',').any(|p| p.trim() == point)
-        && marker.windows(12).any(|w| w == b"inject-panic")
+        && marker.windows(asked.len()).any(|w| w == asked.as_bytes())
     {
         panic!("injected fault at {point}");
     }

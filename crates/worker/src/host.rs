@@ -275,7 +275,7 @@ impl ActionHost for JobHost {
             idempotency_key(&self.job_id, index),
         );
         Box::pin(async move {
-            crate::guard::inject("http.send", self.job_id.as_bytes());
+            crate::guard::inject("http_send", self.job_id.as_bytes());
             if let Some(full) = self.trace_full() {
                 return Err(HttpError::Denied(full).into());
             }
