@@ -3,6 +3,9 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Deepest nesting of arrays and maps a payload may have (serde_json's own limit).
+pub const MAX_DEPTH: usize = 128;
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Encoding {
     #[default]
@@ -52,10 +55,18 @@ impl Encoding {
         }
     }
 
+    /// Decodes untrusted bytes. Nesting is bounded alike in both encodings (serde_json's
+    /// own limit is 128 levels; MessagePack's is set to the same, down from rmp-serde's
+    /// 1,024, so that no payload can take a decoding thread's stack), and a length that
+    /// claims more than the payload holds is an error, not an allocation.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
         Ok(match self {
             Self::Json => serde_json::from_slice(bytes)?,
-            Self::MsgPack => rmp_serde::from_slice(bytes)?,
+            Self::MsgPack => {
+                let mut decoder = rmp_serde::Deserializer::from_read_ref(bytes);
+                decoder.set_max_depth(MAX_DEPTH);
+                T::deserialize(&mut decoder)?
+            }
         })
     }
 

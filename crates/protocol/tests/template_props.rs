@@ -81,3 +81,88 @@ proptest! {
         }
     }
 }
+
+/// Template text: arbitrary Unicode, often with `$`, `${`, `$$`, `{{` and `}}` in it.
+fn template_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        any::<String>(),
+        Just("$".to_string()),
+        Just("$$".to_string()),
+        Just("${".to_string()),
+        Just("}".to_string()),
+        Just("{{".to_string()),
+        Just("}}".to_string()),
+        Just("{{secrets.KEY}}".to_string()),
+        "[a-zA-Z_][a-zA-Z0-9_]{0,6}",
+        "[éΩ😀\u{301}]{1,3}",
+    ];
+    prop::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Parsing never panics; what parses has well-formed variable names, and its text
+    /// pieces put back with the variables give the template's meaning again.
+    #[test]
+    fn any_template_text_parses_or_is_an_error_naming_its_field(text in template_text()) {
+        match action_protocol::template::Template::parse("api.path", &text) {
+            Ok(template) => {
+                for var in template.vars() {
+                    let mut chars = var.chars();
+                    let first = chars.next().unwrap();
+                    prop_assert!(first.is_ascii_alphabetic() || first == '_');
+                    prop_assert!(chars.all(|c| c.is_ascii_alphanumeric() || c == '_'));
+                }
+                // No variable: the text is the template, `$$` read as `$`.
+                if template.vars().next().is_none() && !text.contains("$$") {
+                    let literal: String = template
+                        .pieces
+                        .iter()
+                        .map(|p| match p {
+                            action_protocol::template::Piece::Text(t) => t.as_str(),
+                            action_protocol::template::Piece::Var(_) => "",
+                        })
+                        .collect();
+                    prop_assert_eq!(literal, text);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                prop_assert!(message.starts_with("api.path: "), "{}", message);
+                prop_assert!(message.contains(" at column "), "{}", message);
+            }
+        }
+    }
+
+    /// A definition with arbitrary template text validates or is refused, never panics, and
+    /// a valid one renders with arbitrary arguments or names what is wrong.
+    #[test]
+    fn any_definition_validates_and_renders_without_a_panic(
+        path in template_text(), header in template_text(), body in template_text(),
+        arg in any::<String>(),
+    ) {
+        let definition = json!({
+            "name": "anyAction", "type": "api",
+            "api": {"base_url": "https://api.example.com", "path": path, "method": "POST",
+                    "headers": {"X-Any": header}, "body": {"text": body}}
+        });
+        let Ok(definition) = serde_json::from_value::<action_protocol::ActionDefinition>(definition) else {
+            return Ok(());
+        };
+        if definition.validate().is_ok() {
+            let api = definition.api.as_ref().unwrap();
+            let args: Map<String, Value> = action_protocol::required_arguments(api)
+                .into_iter()
+                .map(|name| (name, Value::String(arg.clone())))
+                .collect();
+            if let Ok(request) = render(api, &args) {
+                let url = url::Url::parse(&request.url);
+                prop_assert!(url.is_ok(), "{}", request.url);
+                let url = url.unwrap();
+                prop_assert_eq!(url.host_str(), Some("api.example.com"));
+                prop_assert_eq!(request.headers.len(), 1);
+            }
+        }
+    }
+}

@@ -349,4 +349,27 @@ mod tests {
         buffer.write(logs::Channel::Stderr, "cde");
         assert!(!buffer.logs.truncated);
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Log capture over arbitrary Unicode: never a panic, never over the limit, always
+        /// whole characters, and `truncated` exactly when something was dropped.
+        #[test]
+        fn logs_keep_whole_characters_within_their_limit(
+            writes in proptest::collection::vec((proptest::prelude::any::<bool>(), proptest::prelude::any::<String>()), 0..8),
+            limit in 0usize..64,
+        ) {
+            let mut buffer = LogBuffer { limit, ..LogBuffer::default() };
+            let mut given = 0;
+            for (stdout, text) in &writes {
+                let channel = if *stdout { logs::Channel::Stdout } else { logs::Channel::Stderr };
+                buffer.write(channel, text);
+                given += text.len();
+            }
+            let kept = buffer.logs.stdout.len() + buffer.logs.stderr.len();
+            proptest::prop_assert!(kept <= limit);
+            proptest::prop_assert_eq!(buffer.logs.truncated, kept < given);
+        }
+    }
 }

@@ -209,6 +209,23 @@ mod tests {
         assert!(err.contains("nats.url: invalid type"), "{err}");
         let err = error(parse("[nats\nurl = 1\n"));
         assert!(err.contains("line 1"), "{err}");
+        let err = error(parse("[limits]\nmax_effects = 0\n"));
+        assert!(
+            err.ends_with("limits.max_effects: must be at least 1"),
+            "{err}"
+        );
+        let err = error(parse("[limits]\nmax_trace_entries = 99\n"));
+        assert!(
+            err.starts_with(
+                "limits.max_trace_entries: 99 is less than limits.max.max_http_calls (100)"
+            ),
+            "{err}"
+        );
+        let config = parse("[limits]\nmax_effects = 7\nmax_trace_entries = 300\n").unwrap();
+        assert_eq!(
+            (config.limits.max_effects, config.limits.max_trace_entries),
+            (7, 300)
+        );
     }
 
     #[test]

@@ -258,3 +258,61 @@ impl Registry {
         answer(wanted, known)
     }
 }
+
+#[cfg(test)]
+mod props {
+    //! Registry keys and stored values over arbitrary Unicode and bytes: a key that a valid
+    //! job can form has one reading, and no stored value panics the parser.
+    use action_protocol::{is_valid_action_name, is_valid_tenant};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn tenant() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9_.-]{0,8}",
+            "[a-z]{1,5}\\.[a-z]{1,5}"
+        ]
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z][A-Za-z0-9]{0,3}",
+            "[ab]{1,2}",
+            any::<String>(),
+            "[a-z][A-Za-z0-9.é]{0,8}"
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn a_valid_tenant_and_name_make_a_key_with_one_reading(
+            tenant in prop::option::of(tenant()), name in name(), other in prop::option::of(tenant()), other_name in name(),
+        ) {
+            let valid = |t: &Option<String>, n: &str| {
+                t.as_deref().is_none_or(is_valid_tenant) && is_valid_action_name(n)
+            };
+            if !(valid(&tenant, &name) && valid(&other, &other_name)) {
+                // A job with either is rejected before any lookup.
+                return Ok(());
+            }
+            let key_a = key(tenant.as_deref(), &name);
+            let key_b = key(other.as_deref(), &other_name);
+            // Two different (tenant, name) pairs never share a key.
+            prop_assert_eq!(key_a == key_b, tenant == other && name == other_name);
+            prop_assert_eq!(key_a.rsplit('.').next(), Some(name.as_str()));
+        }
+
+        #[test]
+        fn any_stored_value_parses_or_is_invalid_with_a_reason(
+            key in any::<String>(), value in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            if let Known::Invalid(reason) = parse(&key, &value) {
+                prop_assert!(reason.starts_with("the stored definition is"), "{}", reason);
+            }
+        }
+    }
+}

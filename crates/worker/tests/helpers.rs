@@ -227,3 +227,32 @@ def execute_action(context):
         ["delete_metadata", "add_event", "hand_off"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_effect_cap_a_helper_answers_success_false_and_the_job_goes_on() {
+    // The script of issue 13 that tagged until its time ran out: now 1,000 effects at most
+    // (limits.max_effects), then success False saying so, and the job ends normally.
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"
+def execute_action(context):
+    replies = [add_conversation_tag(context, f"tag-{i}") for i in range(3000)]
+    refused = [r for r in replies if not r["success"]]
+    # A tag already there records nothing and still succeeds, past the cap too.
+    again = add_conversation_tag(context, "tag-5")
+    return {"added": len(replies) - len(refused), "refused": len(refused),
+            "message": refused[0]["message"], "again": again["success"],
+            "event": add_conversation_event(context, "one more")["success"]}
+"#;
+    let result = run(dir.path(), source, Some(json!({"id": "c1", "tags": []}))).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    let o = &result["output"];
+    assert_eq!(o["added"], 1000);
+    assert_eq!(o["refused"], 2000);
+    assert_eq!(
+        o["message"],
+        "effect limit: a job may record 1000 effects, and this one has; nothing was changed"
+    );
+    assert_eq!(o["again"], true);
+    assert_eq!(o["event"], false);
+    assert_eq!(result["effects"].as_array().unwrap().len(), 1000);
+}

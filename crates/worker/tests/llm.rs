@@ -225,3 +225,54 @@ def execute_action(context):
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_trace_cap_a_call_is_not_made_and_the_job_goes_on() {
+    let (addr, seen) = provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(
+        &secrets,
+        "[[secret]]\nname = \"LLM_KEY\"\nhosts = [\"127.0.0.1\"]\nvalue = \"llm-key-123\"\n",
+    )
+    .unwrap();
+    // 25 outside calls per job (at least the HTTP cap), 40 classifications allowed: the
+    // trace cap is the one met.
+    let extra = format!(
+        "[secrets]\nfile = \"{}\"\n[limits]\nmax_trace_entries = 25\n[limits.max]\nmax_http_calls = 25\n\
+         [llm]\nbase_url = \"http://{addr}/v1\"\nmodel = \"test-model\"\napi_key_secret = \"LLM_KEY\"\n\
+         max_calls_per_job = 40\n",
+        secrets.display()
+    );
+    let config = common::write_config(dir.path(), &extra);
+    let script = dir.path().join("many.py");
+    std::fs::write(
+        &script,
+        r#"
+def execute_action(context):
+    answers = [llm_classify_binary("?", "yes", fallback="skipped") for _ in range(30)]
+    try:
+        llm_classify_binary("?", "yes")
+    except RuntimeError as exc:
+        return {"answered": answers.count(True), "fell_back": answers.count("skipped"), "error": str(exc)}
+"#,
+    )
+    .unwrap();
+    let result = common::run_script(&config, &script, &[], &[]).await.0;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert_eq!(result["output"]["answered"], 25);
+    assert_eq!(result["output"]["fell_back"], 5);
+    assert!(
+        result["output"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("trace limit: a job may make 25 outside calls"),
+        "{result}"
+    );
+    assert_eq!(result["trace"].as_array().unwrap().len(), 25);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        25,
+        "no call past the cap was made"
+    );
+}
