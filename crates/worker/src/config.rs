@@ -216,7 +216,7 @@ mod tests {
         );
         let err = error(parse("[limits]\nmax_trace_entries = 99\n"));
         assert!(
-            err.starts_with(
+            err.contains(
                 "limits.max_trace_entries: 99 is less than limits.max.max_http_calls (100)"
             ),
             "{err}"
