@@ -81,7 +81,9 @@ impl WorkerConfig {
                 .err()
                 .and_then(|e| e.span())
                 .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    // Counted over bytes: a span need not fall on a character boundary.
+                    let before = text.as_bytes().get(..span.start).unwrap_or(text.as_bytes());
+                    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
                     format!(", line {line}")
                 })
                 .unwrap_or_default();
