@@ -240,26 +240,36 @@ def _text(value):
 
 # RFC 3986's unreserved characters: a percent-escape of one of them means the character.
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _unquote_unreserved(uri):
-    """Decodes the escapes of unreserved characters, keeps every other escape."""
+    """Decodes the escapes of unreserved characters and keeps every other escape; a '%'
+    before two letters or digits that are not hex is an error (the caller then encodes the
+    '%' itself), as in `requests`."""
     pieces = uri.split("%")
     out = [pieces[0]]
     for piece in pieces[1:]:
         code = piece[:2]
-        if len(code) == 2 and code[0] in _HEX and code[1] in _HEX:
-            char = chr(int(code, 16))
+        if len(code) == 2 and code.isalnum():
+            try:
+                char = chr(int(code, 16))
+            except ValueError:
+                raise InvalidURL(f"Invalid percent-escape sequence: '{code}'") from None
             out.append(char + piece[2:] if char in _UNRESERVED else "%" + piece)
         else:
-            raise InvalidURL(f"Invalid percent-escape sequence: '{code}'")
+            out.append("%" + piece)
     return "".join(out)
+
+
+# Characters `_requote` would change; a URL without them (and without '%') is its own requoting.
+_NEEDS_QUOTING = _re.compile(r"[^A-Za-z0-9\-._~!#$&'()*+,/:;=?@\[\]]")
 
 
 def _requote(uri):
     """The URL as `requests` sends it: characters outside the URL syntax (a non-ASCII path
     or query included) percent-encoded as UTF-8, escapes already there kept."""
+    if "%" not in uri and not _NEEDS_QUOTING.search(uri):
+        return uri
     try:
         return quote(_unquote_unreserved(uri), safe="!#$%&'()*+,/:;=?@[]~")
     except InvalidURL:
@@ -313,6 +323,9 @@ _VALID_VALUE = _re.compile(r"^\S[^\r\n]*$|^$")
 # And what `http.client` refuses after them (a trailing newline passes the first check).
 _LEGAL_NAME = _re.compile(rb"[^:\s][^:\r\n]*")
 _ILLEGAL_VALUE = _re.compile(rb"\n(?![ \t])|\r(?![ \t\n])")
+# The everyday header, printable ASCII, which every check above passes: checked once.
+_PLAIN_NAME = _re.compile(r"[!-9;-~]+")
+_PLAIN_VALUE = _re.compile(r"(?:[!-~][ -~]*)?")
 
 
 def _wire_headers(headers):
@@ -327,6 +340,9 @@ def _wire_headers(headers):
                 f"Header part ({value!r}) from ('{key}', {value!r}) must be of type str or bytes, not {type(value)}"
             )
         key = key.decode("latin-1") if isinstance(key, bytes) else str(key)
+        if _PLAIN_NAME.fullmatch(key) and _PLAIN_VALUE.fullmatch(value):
+            pairs.append((key, value))
+            continue
         if not _VALID_NAME.match(key):
             raise InvalidHeader(
                 f"Invalid leading whitespace, reserved character(s), or return character(s) in header name: {key!r}"

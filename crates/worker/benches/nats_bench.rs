@@ -5,6 +5,10 @@
 //! read from /proc.
 //!
 //!     make build && cargo bench -p action-worker --bench nats_bench    # env N (default 1000)
+//!
+//! `ONLY=<part of a row's name>` runs that row alone; `WORKER_BIN=<path>` runs another build
+//! of the worker (with `ACTION_WORKER__RUNTIME__COMPONENT` for its runtime), for before/after
+//! comparisons in one sitting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -153,7 +157,10 @@ async fn main() {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
-    let binary = target.join("release/action-worker");
+    // WORKER_BIN: another build of the worker, to compare two side by side in one sitting.
+    let binary = std::env::var_os("WORKER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target.join("release/action-worker"));
     assert!(
         binary.exists(),
         "{} is missing: run `make build`",

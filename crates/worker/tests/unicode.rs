@@ -92,6 +92,9 @@ def execute_action(context):
     requests.post(base + "/raw", data="Jürgen Ζωή")
     requests.post(base + "/form", data={{"name": "Ζωή"}})
     requests.put(base + "/json", json={{"name": "Ζωή"}})
+    # Escapes: kept, or (after a '%' that starts no escape) the '%' itself encoded.
+    requests.get(base + "/ok/%41%2F ü")
+    requests.get(base + "/odd/%41%zz%2F ü")
     try:
         requests.get(base + "/never", headers={{"X-Name": "Ζωή"}})
         refused = None
@@ -133,6 +136,8 @@ fn check(addr: SocketAddr, seen: &Seen, result: &Value) {
         json.ends_with(br#"{"name": "\u0396\u03c9\u03ae"}"#),
         "{json:?}"
     );
+    request(&seen, "GET /ok/A%2F%20%C3%BC HTTP/1.1\r\n");
+    request(&seen, "GET /odd/%2541%25zz%252F%20%C3%BC HTTP/1.1\r\n");
     assert!(
         !seen.iter().any(|r| r.starts_with(b"GET /never")),
         "a header value that is not Latin-1 was sent"
