@@ -172,6 +172,15 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// This result with the stamp (`test`, `attempt`, `worker`) of `other`, the result it
+    /// stands in for.
+    pub fn stamped_like(mut self, other: &JobResult) -> Self {
+        self.test = other.test;
+        self.attempt = other.attempt;
+        self.worker = other.worker.clone();
+        self
+    }
+
     /// A result for a job that never ran.
     pub fn rejected(
         job_id: impl Into<String>,

@@ -659,10 +659,7 @@ async fn store_guarded(
         hand_back(delivery.message).await;
         return None;
     }
-    let mut failed = guard::failed(&result.job_id, &result.action, panicked);
-    failed.test = result.test;
-    failed.attempt = result.attempt;
-    failed.worker = result.worker.clone();
+    let failed = guard::failed(&result.job_id, &result.action, panicked).stamped_like(result);
     match store(failed).await {
         Ok(Some(stored)) => Some(stored),
         _ => {

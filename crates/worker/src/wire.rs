@@ -52,11 +52,8 @@ pub fn encode(result: &JobResult, encoding: Encoding, max_payload: usize) -> Vec
         encode_within(result, encoding, max_payload)
     });
     encoded.unwrap_or_else(|panicked| {
-        let mut failed = guard::failed(&result.job_id, &result.action, panicked);
-        failed.test = result.test;
-        failed.attempt = result.attempt;
-        failed.worker = result.worker.clone();
-        encoding.encode(&failed)
+        let failed = guard::failed(&result.job_id, &result.action, panicked);
+        encoding.encode(&failed.stamped_like(result))
     })
 }
 
@@ -82,8 +79,5 @@ fn encode_within(result: &JobResult, encoding: Encoding, max_payload: usize) -> 
     );
     smaller.stats = result.stats.clone();
     smaller.logs.truncated = true;
-    smaller.test = result.test;
-    smaller.attempt = result.attempt;
-    smaller.worker = result.worker.clone();
-    encoding.encode(&smaller)
+    encoding.encode(&smaller.stamped_like(result))
 }
