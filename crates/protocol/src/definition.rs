@@ -3,6 +3,9 @@
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use crate::api::ApiSpec;
+use crate::error::DefinitionError;
+
 /// Longest `description`, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
@@ -32,47 +35,6 @@ pub struct ActionDefinition {
 pub enum ActionKind {
     Api,
     Python,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiSpec {
-    pub base_url: String,
-    #[serde(default)]
-    pub path: String,
-    #[serde(default)]
-    pub method: HttpMethod,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub headers: IndexMap<String, String>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub query: IndexMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    #[default]
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Get => "GET",
-            Self::Post => "POST",
-            Self::Put => "PUT",
-            Self::Patch => "PATCH",
-            Self::Delete => "DELETE",
-        }
-    }
 }
 
 /// The script of a Python action. On the wire `code` holds the source; a definition file on
@@ -115,23 +77,6 @@ pub struct ActionLimits {
 impl ActionLimits {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
-    }
-}
-
-/// A definition that breaks a rule of SPEC §2; `field` is the dotted path of the culprit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct DefinitionError {
-    pub field: String,
-    pub message: String,
-}
-
-impl DefinitionError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
     }
 }
 
@@ -183,7 +128,7 @@ impl ActionDefinition {
                         "must start with http:// or https://",
                     ));
                 }
-                crate::api::validate_api(api)?;
+                api.validate()?;
                 if api.timeout_ms == Some(0) {
                     return Err(DefinitionError::new("api.timeout_ms", "must be at least 1"));
                 }

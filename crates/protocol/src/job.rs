@@ -4,7 +4,8 @@ use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::definition::{ActionDefinition, DefinitionError};
+use crate::definition::ActionDefinition;
+use crate::error::DefinitionError;
 
 /// Longest job id, in characters.
 pub const MAX_JOB_ID_CHARS: usize = 128;

@@ -8,20 +8,23 @@ pub mod api;
 mod context;
 mod definition;
 mod encoding;
+mod error;
 mod helper;
 mod job;
 mod load;
+pub mod render;
 mod result;
 pub mod template;
 
-pub use api::{RenderError, RenderedRequest, render, required_arguments};
+pub use api::{ApiSpec, ApiTemplates, BodyTemplate, HttpMethod, required_arguments};
 pub use context::build_context;
 pub use definition::{
-    ActionDefinition, ActionKind, ActionLimits, ApiSpec, DefinitionError, HttpMethod,
-    ParameterSpec, PythonSpec, is_valid_action_name,
+    ActionDefinition, ActionKind, ActionLimits, ParameterSpec, PythonSpec, is_valid_action_name,
 };
 pub use encoding::{DecodeError, Encoding};
+pub use error::DefinitionError;
 pub use helper::ConversationReply;
 pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS, is_valid_tenant};
 pub use load::{LoadError, load_action};
+pub use render::{RenderError, RenderedRequest, render};
 pub use result::{ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry};

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::definition::{
-    ActionDefinition, ActionKind, ActionLimits, DefinitionError, PythonSpec, is_valid_action_name,
+    ActionDefinition, ActionKind, ActionLimits, PythonSpec, is_valid_action_name,
 };
+use crate::error::DefinitionError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

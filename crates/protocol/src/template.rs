@@ -5,7 +5,7 @@
 //! by a name, `{` or `$` is itself. Any other `{{...}}` and an unterminated `${` are errors,
 //! reported with the field and the column.
 
-use crate::definition::DefinitionError;
+use crate::error::DefinitionError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
