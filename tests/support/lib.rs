@@ -1,19 +1,32 @@
-//! Shared support for the end-to-end tests: where the repository, the runtime and the
-//! `action-worker` binary are. Later issues add a real nats-server launcher and a loopback
-//! HTTP server here.
+//! The one place of test support for every crate's tests: where the repository and the
+//! `action-worker` binary are, worker configurations, running the binary, a loopback HTTP
+//! server, and real nats-servers ([`nats`]).
 // Test support fails by panicking: unwrap, expect and panic are how it reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The repository root.
+use serde_json::Value;
+
+pub mod nats;
+
+/// The repository root: from the directory of the package whose test is running, as cargo
+/// says when it runs it (the one compiled in may be another checkout's, when checkouts share
+/// a target directory), up to the workspace's `Cargo.toml`.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("..")
+    let start = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let start = PathBuf::from(start).canonicalize().unwrap();
+    start
+        .ancestors()
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains("[workspace]"))
+        })
+        .expect("a workspace Cargo.toml above the package")
+        .to_path_buf()
 }
 
 /// The `action-worker` binary of this build: `cargo test --workspace` builds it beside
@@ -42,4 +55,62 @@ pub fn worker(args: &[&str]) -> Output {
         .env("ACTION_WORKER_LOG", "error")
         .output()
         .expect("run action-worker")
+}
+
+/// A `worker.toml` in `dir` using the repository's runtime and compile cache, one process, the
+/// admin port
+/// on any free loopback port, loopback opened for the fake servers, and `extra` TOML after
+/// that.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let root = repo_root();
+    let path = dir.join("worker.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\nprocesses = 1\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.0/8\"]\n{extra}",
+            root.join("build/action-runtime.wasm").display(),
+            root.join("data/cache").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Runs `action-worker --config CONFIG run SCRIPT ARGS…` off the async runtime (so the fake
+/// servers keep serving) and returns the result and the raw stdout.
+pub async fn run_script(
+    config: &Path,
+    script: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Value, String) {
+    let mut command = std::process::Command::new(worker_binary());
+    command
+        .arg("--config")
+        .arg(config)
+        .arg("run")
+        .arg(script)
+        .args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: stdout={stdout} stderr={}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (value, stdout)
+}
+
+/// Serves `app` on `bind` (`127.0.0.1:0` for any port) until the test ends.
+pub async fn serve(app: axum::Router, bind: &str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
 }

@@ -8,9 +8,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_egress::{
-    CallOptions, Egress, EgressConfig, OutboundRequest, Secret, SecretStore, StaticResolver,
-};
+use action_egress::{CallOptions, Egress, EgressConfig, Secret, SecretStore, StaticResolver};
+use action_protocol::HttpRequest;
 use axum::Router;
 use axum::routing::get;
 
@@ -80,16 +79,12 @@ async fn main() {
                 } else {
                     vec![]
                 };
-                let request = OutboundRequest {
-                    method: "GET".into(),
-                    url: url.clone(),
+                let request = HttpRequest {
                     headers,
-                    body: None,
-                    follow_redirects: true,
+                    ..HttpRequest::new("GET", url.clone())
                 };
                 let options = CallOptions {
                     deadline: Instant::now() + Duration::from_secs(5),
-                    timeout: None,
                     allowed_hosts: &[],
                     secrets: Some((&secrets, None)),
                 };

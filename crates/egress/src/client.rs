@@ -9,6 +9,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCAT
 use reqwest::{Method, StatusCode};
 use url::{Host, Url};
 
+use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
+
 use crate::hosts::host_allowed;
 use crate::policy::AddressPolicy;
 use crate::prepare::{Prepared, latin1_text, prepare};
@@ -42,66 +44,15 @@ impl Default for EgressConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboundRequest {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    pub follow_redirects: bool,
-}
-
 /// The bounds of one call.
 #[derive(Debug, Clone, Copy)]
 pub struct CallOptions<'a> {
-    /// The job's deadline: no wait goes past it.
+    /// The job's deadline: no wait goes past it (nor past the request's own `timeout`).
     pub deadline: Instant,
-    /// The caller's own timeout for this call, if any.
-    pub timeout: Option<Duration>,
     /// An action's `allowed_hosts`; empty means any public host.
     pub allowed_hosts: &'a [String],
     /// Where `{{secrets.NAME}}` references resolve, and for which tenant.
     pub secrets: Option<(&'a SecretStore, Option<&'a str>)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboundResponse {
-    pub status: u16,
-    pub reason: String,
-    /// The final URL, after redirects.
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub elapsed: Duration,
-    /// The names of the secrets the request carried.
-    pub secrets: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EgressError {
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-    /// Refused by the address policy or the action's `allowed_hosts`; the text names the rule.
-    #[error("{message}")]
-    Denied { rule: String, message: String },
-    #[error("{0}")]
-    Timeout(String),
-    #[error("{0}")]
-    Connection(String),
-    #[error("{0}")]
-    TooManyRedirects(String),
-    #[error("response from {url} is larger than the limit of {limit} bytes")]
-    ResponseTooLarge { url: String, limit: u64 },
-}
-
-impl EgressError {
-    /// The deny rule, for a denial.
-    pub fn rule(&self) -> Option<&str> {
-        match self {
-            Self::Denied { rule, .. } => Some(rule),
-            _ => None,
-        }
-    }
 }
 
 pub struct Egress {
@@ -118,12 +69,12 @@ impl std::fmt::Debug for Egress {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> EgressError {
-    EgressError::InvalidRequest(e.to_string())
+fn invalid(e: impl std::fmt::Display) -> HttpError {
+    HttpError::new(HttpErrorKind::InvalidRequest, e.to_string())
 }
 
 impl Egress {
-    pub fn new(config: EgressConfig, resolver: Arc<dyn NameResolver>) -> Result<Self, EgressError> {
+    pub fn new(config: EgressConfig, resolver: Arc<dyn NameResolver>) -> Result<Self, HttpError> {
         let policy = Arc::new(AddressPolicy::new(config.allow_private_cidrs.clone()));
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(PolicyResolve {
@@ -135,7 +86,12 @@ impl Egress {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| EgressError::Connection(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                HttpError::new(
+                    HttpErrorKind::Connection,
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         Ok(Self {
             client,
             policy,
@@ -149,15 +105,15 @@ impl Egress {
 
     /// Scheme, `allowed_hosts`, and for an IP literal the address policy; names are checked
     /// when they resolve.
-    fn check_url(&self, url: &Url, allowed_hosts: &[String]) -> Result<(), EgressError> {
+    fn check_url(&self, url: &Url, allowed_hosts: &[String]) -> Result<(), HttpError> {
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(EgressError::Denied {
-                rule: "scheme".into(),
-                message: format!(
+            return Err(HttpError::denied(
+                "scheme",
+                format!(
                     "egress denied: scheme {:?} (only http and https are allowed)",
                     url.scheme()
                 ),
-            });
+            ));
         }
         let host = url
             .host()
@@ -168,13 +124,13 @@ impl Egress {
             Host::Ipv6(ip) => ip.to_string(),
         };
         if !host_allowed(allowed_hosts, &name) {
-            return Err(EgressError::Denied {
-                rule: "allowed_hosts".into(),
-                message: format!(
+            return Err(HttpError::denied(
+                "allowed_hosts",
+                format!(
                     "egress denied: {name} is not in this action's allowed_hosts ({})",
                     allowed_hosts.join(", ")
                 ),
-            });
+            ));
         }
         let literal = match host {
             Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
@@ -182,10 +138,9 @@ impl Egress {
             Host::Domain(_) => None,
         };
         if let Some(ip) = literal {
-            self.policy.check(ip).map_err(|d| EgressError::Denied {
-                rule: d.rule.as_str().into(),
-                message: format!("{url}: {d}"),
-            })?;
+            self.policy
+                .check(ip)
+                .map_err(|d| HttpError::denied(d.rule.as_str(), format!("{url}: {d}")))?;
         }
         Ok(())
     }
@@ -193,11 +148,11 @@ impl Egress {
     /// Sends one request (and its redirects) within `options`.
     pub async fn send(
         &self,
-        request: OutboundRequest,
+        request: HttpRequest,
         options: CallOptions<'_>,
-    ) -> Result<InboundResponse, EgressError> {
+    ) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
-        let limit = match options.timeout {
+        let limit = match request.timeout {
             Some(t) => (started + t).min(options.deadline),
             None => options.deadline,
         };
@@ -206,10 +161,13 @@ impl Egress {
         let call = self.send_inner(request, options, started, &mut carried);
         let result = match tokio::time::timeout_at(limit.into(), call).await {
             Ok(result) => result,
-            Err(_) => Err(EgressError::Timeout(format!(
-                "no complete response from {url} within {} ms",
-                limit.saturating_duration_since(started).as_millis()
-            ))),
+            Err(_) => Err(HttpError::new(
+                HttpErrorKind::Timeout,
+                format!(
+                    "no complete response from {url} within {} ms",
+                    limit.saturating_duration_since(started).as_millis()
+                ),
+            )),
         };
         // Nothing that goes back to the caller carries a secret's value.
         result.map_err(|e| redact_error(e, &carried))
@@ -217,11 +175,11 @@ impl Egress {
 
     async fn send_inner(
         &self,
-        request: OutboundRequest,
+        request: HttpRequest,
         options: CallOptions<'_>,
         started: Instant,
         carried: &mut Vec<CarriedSecret>,
-    ) -> Result<InboundResponse, EgressError> {
+    ) -> Result<HttpResponse, HttpError> {
         let Prepared {
             mut method,
             mut url,
@@ -251,24 +209,27 @@ impl Egress {
                     .join(&location)
                     .map_err(|e| invalid(format!("redirect to {location:?}: {e}")))?;
                 if redirects >= self.config.max_redirects {
-                    return Err(EgressError::TooManyRedirects(format!(
-                        "Exceeded {} redirects (the last to {next})",
-                        self.config.max_redirects
-                    )));
+                    return Err(HttpError::new(
+                        HttpErrorKind::TooManyRedirects,
+                        format!(
+                            "Exceeded {} redirects (the last to {next})",
+                            self.config.max_redirects
+                        ),
+                    ));
                 }
                 redirects += 1;
                 let next_host = next.host_str().unwrap_or("");
                 if next.host_str() != url.host_str()
                     && let Some(secret) = carried.iter().find(|s| !s.allows(next_host))
                 {
-                    return Err(EgressError::Denied {
-                        rule: "secret".into(),
-                        message: format!(
+                    return Err(HttpError::denied(
+                        "secret",
+                        format!(
                             "egress denied: a redirect to {next_host} would carry secret {}, which is bound to {}",
                             secret.name,
                             secret.hosts.join(", ")
                         ),
-                    });
+                    ));
                 }
                 if status == StatusCode::SEE_OTHER
                     || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
@@ -291,18 +252,12 @@ impl Egress {
             }
             let cap = self.config.max_response_bytes;
             if response.content_length().is_some_and(|n| n > cap) {
-                return Err(EgressError::ResponseTooLarge {
-                    url: url.to_string(),
-                    limit: cap,
-                });
+                return Err(too_large(&url, cap));
             }
             let mut bytes = Vec::new();
             while let Some(chunk) = response.chunk().await.map_err(|e| classify(&url, &e))? {
                 if bytes.len() as u64 + chunk.len() as u64 > cap {
-                    return Err(EgressError::ResponseTooLarge {
-                        url: url.to_string(),
-                        limit: cap,
-                    });
+                    return Err(too_large(&url, cap));
                 }
                 bytes.extend_from_slice(&chunk);
             }
@@ -316,7 +271,7 @@ impl Egress {
                 })
                 .collect();
             // A server that echoes a secret does not hand it to the guest.
-            return Ok(InboundResponse {
+            return Ok(HttpResponse {
                 status: status.as_u16(),
                 reason: status.canonical_reason().unwrap_or("").to_string(),
                 url: redact_text(url.as_str(), carried),
@@ -329,43 +284,36 @@ impl Egress {
     }
 }
 
-fn redact_error(error: EgressError, carried: &[CarriedSecret]) -> EgressError {
+fn redact_error(error: HttpError, carried: &[CarriedSecret]) -> HttpError {
     if carried.is_empty() {
         return error;
     }
-    let r = |text: String| redact_text(&text, carried);
-    match error {
-        EgressError::InvalidRequest(m) => EgressError::InvalidRequest(r(m)),
-        EgressError::Denied { rule, message } => EgressError::Denied {
-            rule,
-            message: r(message),
-        },
-        EgressError::Timeout(m) => EgressError::Timeout(r(m)),
-        EgressError::Connection(m) => EgressError::Connection(r(m)),
-        EgressError::TooManyRedirects(m) => EgressError::TooManyRedirects(r(m)),
-        EgressError::ResponseTooLarge { url, limit } => {
-            EgressError::ResponseTooLarge { url: r(url), limit }
-        }
-    }
+    error.map_message(|m| redact_text(&m, carried))
+}
+
+fn too_large(url: &Url, limit: u64) -> HttpError {
+    HttpError::new(
+        HttpErrorKind::ResponseTooLarge,
+        format!("response from {url} is larger than the limit of {limit} bytes"),
+    )
 }
 
 /// Finds the policy's own error in reqwest's chain, so a denial reads as one.
-fn classify(url: &Url, error: &reqwest::Error) -> EgressError {
+fn classify(url: &Url, error: &reqwest::Error) -> HttpError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = source {
         if let Some(resolve) = e.downcast_ref::<ResolveError>() {
             return match resolve {
-                ResolveError::Denied { source: denied, .. } => EgressError::Denied {
-                    rule: denied.rule.as_str().into(),
-                    message: format!("{url}: {resolve}"),
-                },
-                other => EgressError::Connection(format!("{url}: {other}")),
+                ResolveError::Denied { source: denied, .. } => {
+                    HttpError::denied(denied.rule.as_str(), format!("{url}: {resolve}"))
+                }
+                other => HttpError::new(HttpErrorKind::Connection, format!("{url}: {other}")),
             };
         }
         source = e.source();
     }
     if error.is_timeout() {
-        return EgressError::Timeout(format!("{url}: timed out"));
+        return HttpError::new(HttpErrorKind::Timeout, format!("{url}: timed out"));
     }
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
@@ -374,5 +322,5 @@ fn classify(url: &Url, error: &reqwest::Error) -> EgressError {
         text.push_str(&e.to_string());
         source = e.source();
     }
-    EgressError::Connection(format!("{url}: {text}"))
+    HttpError::new(HttpErrorKind::Connection, format!("{url}: {text}"))
 }

@@ -15,9 +15,7 @@ mod prepare;
 mod resolve;
 pub mod secrets;
 
-pub use client::{
-    CallOptions, Egress, EgressConfig, EgressError, InboundResponse, OutboundRequest,
-};
+pub use client::{CallOptions, Egress, EgressConfig};
 pub use hosts::host_allowed;
 pub use resolve::{NameResolver, ResolveError, StaticResolver, SystemResolver};
 pub use secrets::{Secret, SecretStore, mark_references};

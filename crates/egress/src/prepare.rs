@@ -13,7 +13,8 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue, USER_AGENT};
 use url::Url;
 
-use crate::client::{EgressError, OutboundRequest};
+use action_protocol::{HttpError, HttpErrorKind, HttpRequest};
+
 use crate::secrets::{CarriedSecret, SecretStore, mark_references};
 
 /// What is sent, once the request has been checked.
@@ -25,31 +26,28 @@ pub(crate) struct Prepared {
     pub(crate) body: Option<Vec<u8>>,
 }
 
-fn invalid(message: impl Into<String>) -> EgressError {
-    EgressError::InvalidRequest(message.into())
+fn invalid(message: impl Into<String>) -> HttpError {
+    HttpError::new(HttpErrorKind::InvalidRequest, message)
 }
 
 /// Checks `request` and resolves its secret references for its own host. `carried` gets
 /// every secret the request carries (for redaction of what comes back).
 pub(crate) fn prepare(
-    request: &OutboundRequest,
+    request: &HttpRequest,
     secrets: Option<(&SecretStore, Option<&str>)>,
     user_agent: &str,
     carried: &mut Vec<CarriedSecret>,
-) -> Result<Prepared, EgressError> {
+) -> Result<Prepared, HttpError> {
     let shown = mark_references(&request.url);
     let template = Url::parse(&request.url).map_err(|e| invalid(format!("{shown}: {e}")))?;
     let host = template.host_str().unwrap_or("").to_string();
-    let render = |text: &str, carried: &mut Vec<CarriedSecret>| -> Result<String, EgressError> {
+    let render = |text: &str, carried: &mut Vec<CarriedSecret>| -> Result<String, HttpError> {
         match secrets {
             None => Ok(text.to_string()),
             Some((store, tenant)) => store
                 .render(tenant, &host, text, carried)
                 .map(|r| r.value)
-                .map_err(|e| EgressError::Denied {
-                    rule: "secret".into(),
-                    message: format!("egress denied: {e}"),
-                }),
+                .map_err(|e| HttpError::denied("secret", format!("egress denied: {e}"))),
         }
     };
     let url = Url::parse(&render(&request.url, carried)?)
@@ -87,7 +85,7 @@ pub(crate) fn prepare(
 }
 
 /// `text` as a header value: one byte per Latin-1 character.
-pub(crate) fn header_value(name: &HeaderName, text: &str) -> Result<HeaderValue, EgressError> {
+pub(crate) fn header_value(name: &HeaderName, text: &str) -> Result<HeaderValue, HttpError> {
     let mut bytes = Vec::with_capacity(text.len());
     for c in text.chars() {
         let byte = u8::try_from(u32::from(c)).map_err(|_| {
@@ -120,16 +118,14 @@ mod props;
 mod tests {
     use super::*;
 
-    fn request(url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> OutboundRequest {
-        OutboundRequest {
-            method: "post".into(),
-            url: url.into(),
+    fn request(url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> HttpRequest {
+        HttpRequest {
             headers: headers
                 .iter()
                 .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
                 .collect(),
             body: body.map(<[u8]>::to_vec),
-            follow_redirects: true,
+            ..HttpRequest::new("post", url)
         }
     }
 

@@ -7,10 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_egress::{
-    CallOptions, Egress, EgressConfig, EgressError, InboundResponse, OutboundRequest,
-    StaticResolver, SystemResolver,
-};
+use action_egress::{CallOptions, Egress, EgressConfig, StaticResolver, SystemResolver};
+use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query};
@@ -101,29 +99,26 @@ fn egress(allow: &[&str], resolver: StaticResolver) -> Egress {
     Egress::new(config, Arc::new(resolver)).unwrap()
 }
 
-fn get_req(url: &str) -> OutboundRequest {
-    OutboundRequest {
-        method: "GET".into(),
-        url: url.into(),
-        headers: vec![],
-        body: None,
-        follow_redirects: true,
-    }
+fn get_req(url: &str) -> HttpRequest {
+    HttpRequest::new("GET", url)
 }
 
-async fn send(egress: &Egress, request: OutboundRequest) -> Result<InboundResponse, EgressError> {
+async fn send(egress: &Egress, request: HttpRequest) -> Result<HttpResponse, HttpError> {
     let options = CallOptions {
         deadline: Instant::now() + Duration::from_secs(10),
-        timeout: None,
         allowed_hosts: &[],
         secrets: None,
     };
     egress.send(request, options).await
 }
 
-fn denied_rule(result: Result<InboundResponse, EgressError>) -> String {
+fn denied_rule(result: Result<HttpResponse, HttpError>) -> String {
     match result {
-        Err(EgressError::Denied { rule, message }) => {
+        Err(HttpError {
+            kind: HttpErrorKind::Denied,
+            rule: Some(rule),
+            message,
+        }) => {
             assert!(
                 message.contains("egress") || message.contains("allowed_hosts"),
                 "{message}"
@@ -216,7 +211,7 @@ async fn credentials_are_dropped_when_a_redirect_changes_host() {
     let a = serve("127.0.0.1:0").await;
     let b = serve("127.0.0.2:0").await;
     let egress = egress(&["127.0.0.0/8"], StaticResolver::default());
-    let with_auth = |url: String| OutboundRequest {
+    let with_auth = |url: String| HttpRequest {
         headers: vec![
             ("Authorization".into(), "Bearer k".into()),
             ("Cookie".into(), "s=1".into()),
@@ -259,10 +254,10 @@ async fn redirects_stop_after_five() {
     )
     .await;
     assert!(
-        matches!(result, Err(EgressError::TooManyRedirects(_))),
+        matches!(&result, Err(e) if e.kind == HttpErrorKind::TooManyRedirects),
         "{result:?}"
     );
-    let manual = OutboundRequest {
+    let manual = HttpRequest {
         follow_redirects: false,
         ..get_req(&format!("http://127.0.0.1:{}/loop/0", server.port()))
     };
@@ -284,7 +279,8 @@ async fn a_large_response_is_stopped_at_the_cap() {
     )
     .await;
     assert!(
-        matches!(result, Err(EgressError::ResponseTooLarge { limit, .. }) if limit == 5 << 20),
+        matches!(&result, Err(e) if e.kind == HttpErrorKind::ResponseTooLarge
+            && e.message.ends_with(&format!("the limit of {} bytes", 5 << 20))),
         "{result:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -294,7 +290,7 @@ async fn a_large_response_is_stopped_at_the_cap() {
     )
     .await;
     assert!(
-        matches!(result, Err(EgressError::ResponseTooLarge { .. })),
+        matches!(&result, Err(e) if e.kind == HttpErrorKind::ResponseTooLarge),
         "{result:?}"
     );
     let small = send(
@@ -318,23 +314,28 @@ async fn a_server_that_never_answers_hits_the_timeout() {
     let started = Instant::now();
     let options = CallOptions {
         deadline: Instant::now() + Duration::from_secs(10),
-        timeout: Some(Duration::from_millis(300)),
         allowed_hosts: &[],
         secrets: None,
     };
-    let result = egress.send(get_req(&url), options).await;
-    assert!(matches!(result, Err(EgressError::Timeout(_))), "{result:?}");
+    let timed = HttpRequest {
+        timeout: Some(Duration::from_millis(300)),
+        ..get_req(&url)
+    };
+    let result = egress.send(timed, options).await;
+    assert!(
+        matches!(&result, Err(e) if e.kind == HttpErrorKind::Timeout),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     // The job's deadline bounds the call even without a timeout of its own.
     let options = CallOptions {
         deadline: Instant::now() + Duration::from_millis(300),
-        timeout: None,
         allowed_hosts: &[],
         secrets: None,
     };
     assert!(matches!(
         egress.send(get_req(&url), options).await,
-        Err(EgressError::Timeout(_))
+        Err(e) if e.kind == HttpErrorKind::Timeout
     ));
 }
 
@@ -351,7 +352,6 @@ async fn allowed_hosts_narrow_what_an_action_reaches() {
     let allowed = vec!["*.shop.test".to_string()];
     let options = CallOptions {
         deadline: Instant::now() + Duration::from_secs(10),
-        timeout: None,
         allowed_hosts: &allowed,
         secrets: None,
     };

@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use action_egress::{CallOptions, Egress, OutboundRequest, SecretStore};
+use action_egress::{CallOptions, Egress, SecretStore};
+use action_protocol::HttpRequest;
 use serde_json::{Value, json};
 
 /// `[llm]` of `worker.toml`.
@@ -134,16 +135,15 @@ impl LlmClient {
         let mut last_error = String::new();
         for _ in 0..self.config.max_attempts.max(1) {
             usage.requests += 1;
-            let request = OutboundRequest {
-                method: "POST".into(),
-                url: url.clone(),
+            let request = HttpRequest {
                 headers: headers.clone(),
                 body: Some(body.clone()),
+                timeout: Some(self.config.timeout),
                 follow_redirects: false,
+                ..HttpRequest::new("POST", url.clone())
             };
             let options_call = CallOptions {
                 deadline,
-                timeout: Some(self.config.timeout),
                 allowed_hosts: &[],
                 // The provider's key is the platform's: resolved outside any tenant.
                 secrets: Some((secrets, None)),

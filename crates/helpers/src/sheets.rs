@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use action_egress::{CallOptions, Egress, OutboundRequest};
+use action_egress::{CallOptions, Egress};
+use action_protocol::HttpRequest;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
@@ -140,14 +141,18 @@ impl SheetsClient {
     async fn send(
         &self,
         egress: &Egress,
-        request: OutboundRequest,
+        request: HttpRequest,
         deadline: Instant,
     ) -> Result<Value, String> {
         let options = CallOptions {
             deadline,
-            timeout: Some(self.config.timeout),
             allowed_hosts: &[],
             secrets: None,
+        };
+        let request = HttpRequest {
+            timeout: Some(self.config.timeout),
+            follow_redirects: false,
+            ..request
         };
         let url = request.url.clone();
         let response = egress
@@ -178,15 +183,13 @@ impl SheetsClient {
         let form = format!(
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
         );
-        let request = OutboundRequest {
-            method: "POST".into(),
-            url: self.config.token_url.clone(),
+        let request = HttpRequest {
             headers: vec![(
                 "Content-Type".into(),
                 "application/x-www-form-urlencoded".into(),
             )],
             body: Some(form.into_bytes()),
-            follow_redirects: false,
+            ..HttpRequest::new("POST", self.config.token_url.clone())
         };
         let body = self.send(egress, request, deadline).await?;
         let token = body["access_token"]
@@ -206,17 +209,15 @@ impl SheetsClient {
         method: &str,
         url: String,
         body: Option<Vec<u8>>,
-    ) -> OutboundRequest {
+    ) -> HttpRequest {
         let mut headers = vec![("Authorization".to_string(), format!("Bearer {token}"))];
         if body.is_some() {
             headers.push(("Content-Type".into(), "application/json".into()));
         }
-        OutboundRequest {
-            method: method.into(),
-            url,
+        HttpRequest {
             headers,
             body,
-            follow_redirects: false,
+            ..HttpRequest::new(method, url)
         }
     }
 

@@ -10,6 +10,7 @@ mod definition;
 mod encoding;
 mod error;
 mod helper;
+mod http;
 mod job;
 mod load;
 pub mod render;
@@ -24,6 +25,7 @@ pub use definition::{
 pub use encoding::{DecodeError, Encoding};
 pub use error::DefinitionError;
 pub use helper::ConversationReply;
+pub use http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS, is_valid_tenant};
 pub use load::{LoadError, load_action};
 pub use render::{RenderError, RenderedRequest, render};

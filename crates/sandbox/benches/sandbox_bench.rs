@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use action_sandbox::{
-    ActionHost, BoxFuture, HostError, HttpRequest, HttpResponse, JobLimits, NoNetwork, PythonJob,
+    ActionHost, BoxFuture, HttpError, HttpRequest, HttpResponse, JobLimits, NoNetwork, PythonJob,
     Sandbox, SandboxConfig,
 };
 use serde_json::json;
@@ -63,11 +63,7 @@ fn sandbox(warm: u32, keep_resident: usize) -> Sandbox {
 /// `tuned: false` gives the settings the defaults replaced: tables filled lazily and slots
 /// reset without PAGEMAP_SCAN.
 fn sandbox_with(warm: u32, keep_resident: usize, tuned: bool) -> Sandbox {
-    let root = PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../..");
+    let root = action_worker_tests::repo_root();
     // RUNTIME=path compares another build of the runtime, side by side with this one.
     let component = std::env::var_os("RUNTIME")
         .map(PathBuf::from)
@@ -96,6 +92,7 @@ async fn run(sandbox: &Sandbox, source: &str, limits: JobLimits) -> action_sandb
             Box::new(NoNetwork),
         )
         .await
+        .0
 }
 
 async fn latency_run(label: &str, sandbox: &Sandbox, jobs: usize) {
@@ -162,7 +159,7 @@ impl ActionHost for Parked {
         &mut self,
         request: HttpRequest,
         _d: Instant,
-    ) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+    ) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         let release = self.0.clone();
         Box::pin(async move {
             release.notified().await;
@@ -172,7 +169,8 @@ impl ActionHost for Parked {
                 url: request.url,
                 headers: vec![],
                 body: b"{}".to_vec(),
-                elapsed_ms: 0,
+                elapsed: Duration::ZERO,
+                secrets: vec![],
             })
         })
     }
@@ -189,7 +187,7 @@ async fn memory_per_instance(sandbox: &Sandbox, live: usize) {
         let host = Parked(release.clone());
         handles.push(tokio::spawn(async move {
             let ctx = json!({"args": {}, "conversation": null, "action": {"name": "m"}, "job": {"id": "m", "attempt": 1, "test": false}});
-            sandbox.run(PythonJob { action: "mem", source, context: &ctx, limits: JobLimits::default() }, Box::new(host)).await
+            sandbox.run(PythonJob { action: "mem", source, context: &ctx, limits: JobLimits::default() }, Box::new(host)).await.0
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

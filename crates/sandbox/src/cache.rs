@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::sandbox::SandboxError;
+use crate::error::SandboxError;
 
 /// The cache file for `wasm` under `dir`.
 pub fn cache_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {

@@ -1,71 +1,35 @@
-//! The guest's only way out: the [`ActionHost`] a caller supplies for each job.
+//! The guest's only way out: the [`ActionHost`] a caller supplies for each job. Its calls
+//! speak the vocabulary of `action-protocol` (an HTTP call is an [`HttpRequest`] answered by
+//! an [`HttpResponse`] or an [`HttpError`]); the WIT records are converted only in
+//! [`crate::imports`], one module per interface.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
 pub use action_protocol::ConversationReply;
-use action_protocol::LimitKind;
+use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, TraceEntry};
+use serde_json::Value;
 
 /// A boxed future, so that [`ActionHost`] stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// An HTTP request as the guest's `requests` shim made it; nothing is checked yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpRequest {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    /// The script's own timeout; the host must also stop at the job's deadline.
-    pub timeout_ms: Option<u32>,
-    pub follow_redirects: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub reason: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub elapsed_ms: u32,
-}
-
-/// A failed call that the script sees as a `requests` exception and may handle.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpError {
-    #[error("denied: {0}")]
-    Denied(String),
-    #[error("timeout: {0}")]
-    Timeout(String),
-    #[error("connection: {0}")]
-    Connection(String),
-    #[error("too many redirects: {0}")]
-    TooManyRedirects(String),
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
-}
-
-/// What a host call can end in besides a response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HostError {
-    /// Handed to the guest, which raises it.
-    #[error(transparent)]
-    Call(#[from] HttpError),
-    /// Stops the job: the result is `limit_exceeded` with this limit.
-    #[error("{1}")]
-    Limit(LimitKind, String),
-}
-
 /// The outside world of one job. Implementations decide policy (egress rules, secrets,
-/// tracing); the sandbox adds the job's deadline and the call cap around every call.
+/// tracing, per-job caps); the sandbox adds the job's deadline and the HTTP call cap around
+/// every call, turns a response over its size cap into the job's limit, and catches a panic
+/// of any call. [`crate::Sandbox::run`] gives the host back with the outcome; what it
+/// gathered is then taken from it ([`ActionHost::take_record`]).
+///
+/// A capability is one method here (with a default for hosts that lack it) and one module
+/// of [`crate::imports`] that serves its WIT interface.
 pub trait ActionHost: Send {
+    /// One HTTP request (and its redirects). An [`HttpError`] is raised in the script as
+    /// the matching `requests` exception, except `ResponseTooLarge`, which stops the job.
     fn http_send(
         &mut self,
         request: HttpRequest,
         deadline: Instant,
-    ) -> BoxFuture<'_, Result<HttpResponse, HostError>>;
+    ) -> BoxFuture<'_, Result<HttpResponse, HttpError>>;
 
     /// LLM classification: one of `options`, or why not (the guest applies its fallback).
     /// The default: not configured.
@@ -97,6 +61,19 @@ pub trait ActionHost: Send {
         let _ = call;
         ConversationReply::no_conversation()
     }
+
+    /// What the host gathered for the job's result, taken out of it. The default: nothing.
+    fn take_record(&mut self) -> HostRecord {
+        HostRecord::default()
+    }
+}
+
+/// What a host gathered during a job, for its result: a trace entry per outside call, and
+/// the conversation effects in call order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostRecord {
+    pub trace: Vec<TraceEntry>,
+    pub effects: Vec<Value>,
 }
 
 /// A host that reaches nothing: every request is denied.
@@ -108,12 +85,15 @@ impl ActionHost for NoNetwork {
         &mut self,
         request: HttpRequest,
         _deadline: Instant,
-    ) -> BoxFuture<'_, Result<HttpResponse, HostError>> {
+    ) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
         Box::pin(async move {
-            Err(HostError::Call(HttpError::Denied(format!(
-                "{} {}: this sandbox has no network access",
-                request.method, request.url
-            ))))
+            Err(HttpError::new(
+                HttpErrorKind::Denied,
+                format!(
+                    "{} {}: this sandbox has no network access",
+                    request.method, request.url
+                ),
+            ))
         })
     }
 }

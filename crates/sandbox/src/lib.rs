@@ -13,16 +13,17 @@
 mod bindings;
 pub mod cache;
 mod config;
+mod error;
 mod host;
+mod imports;
 mod outcome;
 mod sandbox;
 mod scripts;
 mod state;
 
+pub use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 pub use config::{JobLimits, SandboxConfig};
-pub use host::{
-    ActionHost, BoxFuture, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest,
-    HttpResponse, NoNetwork,
-};
+pub use error::SandboxError;
+pub use host::{ActionHost, BoxFuture, ConversationCall, ConversationReply, HostRecord, NoNetwork};
 pub use outcome::RunOutcome;
-pub use sandbox::{PythonJob, Sandbox, SandboxError};
+pub use sandbox::{PythonJob, Sandbox};

@@ -1,7 +1,6 @@
 //! The [`Sandbox`]: one engine, one compiled runtime, a fresh instance for every job.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -17,6 +16,7 @@ use crate::bindings::types::JobInput;
 use crate::bindings::{ActionRuntime, ActionRuntimePre};
 use crate::cache::{self, LoadKind};
 use crate::config::{JobLimits, SandboxConfig};
+use crate::error::SandboxError;
 use crate::host::ActionHost;
 use crate::outcome::{self, RunOutcome};
 use crate::scripts::{ScriptCache, script_key};
@@ -25,19 +25,6 @@ use crate::state::{JobState, LimitTrap};
 /// Fuel between a computing guest's yields to the executor (~5 ms of CPU): each yield lets
 /// other jobs on the thread run and is where the job's deadline is looked at.
 const YIELD_FUEL: u64 = JobLimits::FUEL_PER_SECOND / 200;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    #[error("cannot read the Python runtime at {path}: {source} (build it with `make runtime`)")]
-    ReadRuntime {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot compile the Python runtime {path}: {message}")]
-    Compile { path: PathBuf, message: String },
-    #[error("cannot set up the sandbox: {0}")]
-    Setup(String),
-}
 
 fn setup(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Setup(format!("{e:#}"))
@@ -217,17 +204,23 @@ impl Sandbox {
         });
     }
 
-    /// Runs one job in a fresh instance. Every failure is an outcome, never a panic.
-    pub async fn run(&self, job: PythonJob<'_>, host: Box<dyn ActionHost>) -> RunOutcome {
+    /// Runs one job in a fresh instance, and gives `host` back with the outcome: what it
+    /// gathered during the run is read from it ([`ActionHost::take_record`]). Every failure
+    /// is an outcome, never a panic.
+    pub async fn run(
+        &self,
+        job: PythonJob<'_>,
+        host: Box<dyn ActionHost>,
+    ) -> (RunOutcome, Box<dyn ActionHost>) {
         let start = Instant::now();
         let deadline = start + job.limits.timeout;
-        let (mut outcome, used) = self.run_inner(job, host, deadline).await;
+        let (mut outcome, used, host) = self.run_inner(job, host, deadline).await;
         match used {
             Some(used) => self.after_job(used),
             None => self.refill(),
         }
         outcome.stats.wall_ms = millis(start.elapsed());
-        outcome
+        (outcome, host)
     }
 
     /// Retires the job's instance, then tops the warm instances up: one after the other, off
@@ -243,13 +236,13 @@ impl Sandbox {
         });
     }
 
-    /// The outcome, and the instance the job ran in, if it got one, to retire.
+    /// The outcome, the instance the job ran in (if it got one) to retire, and the host.
     async fn run_inner(
         &self,
         job: PythonJob<'_>,
         host: Box<dyn ActionHost>,
         deadline: Instant,
-    ) -> (RunOutcome, Option<Ready>) {
+    ) -> (RunOutcome, Option<Ready>, Box<dyn ActionHost>) {
         let limits = job.limits;
         if job.source.len() > self.inner.config.max_source_bytes {
             let outcome = RunOutcome::new(
@@ -263,7 +256,7 @@ impl Sandbox {
                     ),
                 )),
             );
-            return (outcome, None);
+            return (outcome, None, host);
         }
         let filename = format!("{}.py", job.action);
         let code = match self
@@ -271,29 +264,31 @@ impl Sandbox {
             .await
         {
             Ok(code) => code,
-            Err(outcome) => return (outcome, None),
+            Err(outcome) => return (outcome, None, host),
         };
         let context_json = match serde_json::to_string(job.context) {
             Ok(text) => text,
             Err(e) => {
                 let outcome = RunOutcome::failed(format!("cannot encode the context: {e}"));
-                return (outcome, None);
+                return (outcome, None, host);
             }
         };
         let (mut store, runtime, slot) = match until_deadline(deadline, self.take_instance()).await
         {
-            Err(_elapsed) => return (outcome::time_limit(&limits), None),
+            Err(_elapsed) => return (outcome::time_limit(&limits), None, host),
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
                 let outcome =
                     RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"));
-                return (outcome, None);
+                return (outcome, None, host);
             }
         };
         if let Err(e) = arm(&mut store, &limits, host, deadline) {
+            let host = take_host(&mut store);
             return (
                 outcome::from_trap(&e, &limits),
                 Some((store, runtime, slot)),
+                host,
             );
         }
         let input = JobInput {
@@ -311,11 +306,12 @@ impl Sandbox {
             Ok(Ok(out)) => outcome::from_output(out, &limits),
         };
         outcome.stats.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let host = take_host(&mut store);
         let data = store.data_mut();
         outcome.logs = std::mem::take(&mut data.logs.logs);
         outcome.stats.memory_peak_bytes = data.memory.peak;
         outcome.stats.http_calls = data.http_calls;
-        (outcome, Some((store, runtime, slot)))
+        (outcome, Some((store, runtime, slot)), host)
     }
 
     /// The script's `marshal` bytes: from the cache, or compiled in an instance of its own.
@@ -394,6 +390,11 @@ impl Inner {
     }
 }
 
+/// The job's host, out of the instance's store (which keeps a host that reaches nothing).
+fn take_host(store: &mut Store<JobState>) -> Box<dyn ActionHost> {
+    std::mem::replace(&mut store.data_mut().host, Box::new(crate::host::NoNetwork))
+}
+
 /// Gives an instance its job: host, deadline, fuel, memory and call limits.
 fn arm(
     store: &mut Store<JobState>,
@@ -407,7 +408,7 @@ fn arm(
     state.memory.limit = limits.memory_bytes;
     state.max_http_calls = limits.max_http_calls;
     state.http_calls = 0;
-    state.logs = crate::state::LogBuffer {
+    state.logs = crate::imports::logs::LogBuffer {
         limit: limits.log_bytes as usize,
         ..Default::default()
     };

@@ -1,20 +1,15 @@
-//! The store data of one job: WASI context, memory accounting, the host, the deadline.
+//! The store data of one job: WASI context, memory accounting, the host, the deadline; and
+//! the traps by which a limit or a host's panic stops a job.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
-use action_protocol::{LimitKind, Logs};
-use futures_util::FutureExt;
-use tokio::time::timeout_at;
+use action_protocol::LimitKind;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::{conversation, http, llm, logs, sheets};
-use crate::host::{
-    ActionHost, ConversationCall, ConversationReply, HostError, HttpError, HttpRequest, NoNetwork,
-};
+use crate::host::{ActionHost, NoNetwork};
+use crate::imports::logs::LogBuffer;
 
 /// Raised as a trap by the host side when a limit stops a job; found again by downcasting.
 #[derive(Debug, thiserror::Error)]
@@ -39,30 +34,6 @@ impl LimitTrap {
 #[error("the host call {call} panicked")]
 pub(crate) struct HostPanic {
     pub(crate) call: &'static str,
-}
-
-/// Every host call: `work` bounded by the job's deadline (`what` names the call in the time
-/// limit's message), and a panic of the host caught as [`HostPanic`] for `call`.
-async fn bounded<T>(
-    deadline: Instant,
-    call: &'static str,
-    what: &str,
-    work: impl Future<Output = T>,
-) -> Result<T> {
-    match timeout_at(deadline.into(), AssertUnwindSafe(work).catch_unwind()).await {
-        Err(_elapsed) => Err(LimitTrap::new(
-            LimitKind::Time,
-            format!("time limit: the job's deadline passed during {what}"),
-        )
-        .into()),
-        Ok(Err(_panic)) => Err(HostPanic { call }.into()),
-        Ok(Ok(answer)) => Ok(answer),
-    }
-}
-
-/// A host call that does not wait, with a panic caught as [`HostPanic`].
-fn unwinding<T>(call: &'static str, work: impl FnOnce() -> T) -> Result<T> {
-    std::panic::catch_unwind(AssertUnwindSafe(work)).map_err(|_| HostPanic { call }.into())
 }
 
 /// Accounts every linear memory and table of the instance against the job's limit.
@@ -109,32 +80,6 @@ impl ResourceLimiter for MemoryAccount {
     }
 }
 
-/// stdout and stderr of the job, sharing one budget of bytes.
-#[derive(Debug, Default)]
-pub(crate) struct LogBuffer {
-    pub(crate) logs: Logs,
-    pub(crate) limit: usize,
-}
-
-impl LogBuffer {
-    fn write(&mut self, channel: logs::Channel, text: &str) {
-        let used = self.logs.stdout.len() + self.logs.stderr.len();
-        let room = self.limit.saturating_sub(used);
-        let mut end = text.len().min(room);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end < text.len() {
-            self.logs.truncated = true;
-        }
-        let target = match channel {
-            logs::Channel::Stdout => &mut self.logs.stdout,
-            logs::Channel::Stderr => &mut self.logs.stderr,
-        };
-        target.push_str(&text[..end]);
-    }
-}
-
 pub(crate) struct JobState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -175,201 +120,6 @@ impl WasiView for JobState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
-        }
-    }
-}
-
-fn to_wit_error(error: HttpError) -> http::Error {
-    match error {
-        HttpError::Denied(m) => http::Error::Denied(m),
-        HttpError::Timeout(m) => http::Error::Timeout(m),
-        HttpError::Connection(m) => http::Error::Connection(m),
-        HttpError::TooManyRedirects(m) => http::Error::TooManyRedirects(m),
-        HttpError::InvalidRequest(m) => http::Error::InvalidRequest(m),
-    }
-}
-
-impl http::Host for JobState {
-    async fn send(&mut self, req: http::Request) -> Result<Result<http::Response, http::Error>> {
-        if self.http_calls >= self.max_http_calls {
-            return Err(LimitTrap::new(
-                LimitKind::HttpCalls,
-                format!(
-                    "HTTP call limit: the action may make {} calls",
-                    self.max_http_calls
-                ),
-            )
-            .into());
-        }
-        self.http_calls += 1;
-        let request = HttpRequest {
-            method: req.method,
-            url: req.url,
-            headers: req.headers,
-            body: req.body,
-            timeout_ms: req.timeout_ms,
-            follow_redirects: req.follow_redirects,
-        };
-        let deadline = self.deadline;
-        let call = self.host.http_send(request, deadline);
-        match bounded(deadline, "http.send", "an HTTP call", call).await? {
-            Ok(r) => Ok(Ok(http::Response {
-                status: r.status,
-                reason: r.reason,
-                url: r.url,
-                headers: r.headers,
-                body: r.body,
-                elapsed_ms: r.elapsed_ms,
-            })),
-            Err(HostError::Call(e)) => Ok(Err(to_wit_error(e))),
-            Err(HostError::Limit(kind, message)) => Err(LimitTrap::new(kind, message).into()),
-        }
-    }
-}
-
-impl crate::bindings::types::Host for JobState {}
-
-fn to_wit_reply(reply: ConversationReply) -> conversation::Reply {
-    conversation::Reply {
-        success: reply.success,
-        message: reply.message,
-        key: reply.key,
-        value: reply.value,
-        tag_id: reply.tag_id,
-        event_id: reply.event_id,
-    }
-}
-
-impl JobState {
-    /// A conversation helper call, its host's panic caught.
-    fn converse(&mut self, call: ConversationCall) -> Result<ConversationReply> {
-        let host = &mut self.host;
-        unwinding("conversation", move || host.conversation(call))
-    }
-}
-
-impl conversation::Host for JobState {
-    async fn present(&mut self) -> Result<bool> {
-        Ok(self.converse(ConversationCall::Present)?.success)
-    }
-
-    async fn get_metadata(&mut self, key: String) -> Result<Option<String>> {
-        Ok(self.converse(ConversationCall::GetMetadata { key })?.value)
-    }
-
-    async fn set_metadata(&mut self, key: String, value: String) -> Result<conversation::Reply> {
-        Ok(to_wit_reply(
-            self.converse(ConversationCall::SetMetadata { key, value })?,
-        ))
-    }
-
-    async fn delete_metadata(&mut self, key: String) -> Result<conversation::Reply> {
-        Ok(to_wit_reply(
-            self.converse(ConversationCall::DeleteMetadata { key })?,
-        ))
-    }
-
-    async fn add_tag(&mut self, tag: String) -> Result<conversation::Reply> {
-        Ok(to_wit_reply(
-            self.converse(ConversationCall::AddTag { tag })?,
-        ))
-    }
-
-    async fn add_event(&mut self, event: String) -> Result<conversation::Reply> {
-        Ok(to_wit_reply(
-            self.converse(ConversationCall::AddEvent { event })?,
-        ))
-    }
-
-    async fn hand_off(
-        &mut self,
-        reason: Option<String>,
-        phone_destination: Option<String>,
-    ) -> Result<conversation::Reply> {
-        let call = ConversationCall::HandOff {
-            reason,
-            phone_destination,
-        };
-        Ok(to_wit_reply(self.converse(call)?))
-    }
-}
-
-impl llm::Host for JobState {
-    async fn classify(
-        &mut self,
-        prompt: String,
-        input: String,
-        options: Vec<String>,
-    ) -> Result<Result<String, String>> {
-        let deadline = self.deadline;
-        let call = self.host.llm_classify(prompt, input, options, deadline);
-        bounded(deadline, "llm.classify", "an LLM call", call).await
-    }
-}
-
-impl sheets::Host for JobState {
-    async fn append_row(
-        &mut self,
-        sheet_id: String,
-        row_json: String,
-    ) -> Result<Result<String, String>> {
-        let deadline = self.deadline;
-        let call = self.host.sheets_append(sheet_id, row_json, deadline);
-        bounded(deadline, "sheets.append-row", "a Google Sheets call", call).await
-    }
-}
-
-impl logs::Host for JobState {
-    async fn write(&mut self, channel: logs::Channel, text: String) -> Result<()> {
-        self.logs.write(channel, &text);
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn logs_are_cut_on_a_character_boundary_across_both_streams() {
-        let mut buffer = LogBuffer {
-            limit: 5,
-            ..LogBuffer::default()
-        };
-        buffer.write(logs::Channel::Stdout, "ééé");
-        buffer.write(logs::Channel::Stderr, "abc");
-        assert_eq!(buffer.logs.stdout, "éé");
-        assert_eq!(buffer.logs.stderr, "a");
-        assert!(buffer.logs.truncated);
-        let mut buffer = LogBuffer {
-            limit: 5,
-            ..LogBuffer::default()
-        };
-        buffer.write(logs::Channel::Stdout, "ab");
-        buffer.write(logs::Channel::Stderr, "cde");
-        assert!(!buffer.logs.truncated);
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
-
-        /// Log capture over arbitrary Unicode: never a panic, never over the limit, always
-        /// whole characters, and `truncated` exactly when something was dropped.
-        #[test]
-        fn logs_keep_whole_characters_within_their_limit(
-            writes in proptest::collection::vec((proptest::prelude::any::<bool>(), proptest::prelude::any::<String>()), 0..8),
-            limit in 0usize..64,
-        ) {
-            let mut buffer = LogBuffer { limit, ..LogBuffer::default() };
-            let mut given = 0;
-            for (stdout, text) in &writes {
-                let channel = if *stdout { logs::Channel::Stdout } else { logs::Channel::Stderr };
-                buffer.write(channel, text);
-                given += text.len();
-            }
-            let kept = buffer.logs.stdout.len() + buffer.logs.stderr.len();
-            proptest::prop_assert!(kept <= limit);
-            proptest::prop_assert_eq!(buffer.logs.truncated, kept < given);
         }
     }
 }

@@ -79,7 +79,7 @@ impl action_sandbox::ActionHost for Started {
         _deadline: Instant,
     ) -> action_sandbox::BoxFuture<
         '_,
-        Result<action_sandbox::HttpResponse, action_sandbox::HostError>,
+        Result<action_sandbox::HttpResponse, action_sandbox::HttpError>,
     > {
         if let Some(tx) = self.0.take() {
             let _ = tx.send(());
@@ -91,7 +91,8 @@ impl action_sandbox::ActionHost for Started {
                 url: request.url,
                 headers: vec![],
                 body: b"{}".to_vec(),
-                elapsed_ms: 0,
+                elapsed: Duration::ZERO,
+                secrets: vec![],
             })
         })
     }

@@ -332,7 +332,7 @@ async fn jobs_beyond_the_instance_slots_wait_for_one() {
                 context: &ctx,
                 limits: JobLimits::default(),
             };
-            sandbox.run(job, Box::new(NoNetwork)).await
+            sandbox.run(job, Box::new(NoNetwork)).await.0
         }));
     }
     for (i, task) in tasks.into_iter().enumerate() {

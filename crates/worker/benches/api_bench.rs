@@ -1,19 +1,19 @@
-//! API-action jobs through the worker's in-process path (`Executor::run`: render, egress
+//! API-action jobs through the worker's in-process path (`Pipeline::run`: resolve, limits, render, egress
 //! policy, secrets, trace, result), beside the raw request rate of the same HTTP client
 //! against the same loopback server, in one run.
 //!
 //!     cargo bench -p action-worker --bench api_bench     # env N: jobs per row (default 3000)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use action_egress::{Egress, EgressConfig, SecretStore, SystemResolver};
+use action_egress::{Egress, EgressConfig, SystemResolver};
 use action_protocol::{ActionDefinition, ActionRef, Job, Status};
 use action_sandbox::{Sandbox, SandboxConfig};
 use action_worker::config::LimitsConfig;
 use action_worker::execute::Executor;
+use action_worker::pipeline::{Arrival, Path, Pipeline};
 use axum::Router;
 use axum::routing::get;
 use serde_json::json;
@@ -73,11 +73,7 @@ async fn main() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let root = PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../..");
+    let root = action_worker_tests::repo_root();
     let mut sandbox_config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
     sandbox_config.cache_dir = Some(root.join("build/cache"));
     sandbox_config.warm_instances = 0;
@@ -85,21 +81,29 @@ async fn main() {
         allow_private_cidrs: vec!["127.0.0.1/32".parse().unwrap()],
         ..EgressConfig::default()
     };
-    let executor = Arc::new(Executor {
-        sandbox: Sandbox::new(sandbox_config).unwrap(),
-        egress: Arc::new(Egress::new(egress_config, Arc::new(SystemResolver)).unwrap()),
-        secrets: Arc::new(SecretStore::default()),
-        llm: None,
-        sheets: None,
-        limits: LimitsConfig::default(),
-        worker_id: "bench".into(),
-    });
+    let executor = Executor::new(
+        Sandbox::new(sandbox_config).unwrap(),
+        Egress::new(egress_config, Arc::new(SystemResolver)).unwrap(),
+        LimitsConfig::default(),
+    );
+    let pipeline = Arc::new(Pipeline::new(Arc::new(executor), None));
     let action: ActionDefinition = serde_json::from_value(json!({
         "name": "checkProductStock", "type": "api", "description": "Stock.",
         "api": {"base_url": format!("http://{addr}"), "path": "/stock/$productId", "headers": {"x-api-key": "k"}}
     }))
     .unwrap();
-    let action = Arc::new(action);
+    let job = Arc::new(Job {
+        id: "bench".into(),
+        tenant: None,
+        action: ActionRef::Inline(Box::new(action)),
+        args: json!({"productId": "SKU-1"}).as_object().unwrap().clone(),
+        conversation: None,
+        business: None,
+        customer: None,
+        test: false,
+        timeout_ms: None,
+        reply_to: None,
+    });
     let raw = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://{addr}/stock/SKU-1");
 
@@ -131,35 +135,20 @@ async fn main() {
                 times,
             );
         }
-        let executor = executor.clone();
-        let action = action.clone();
+        let pipeline = pipeline.clone();
+        let job = job.clone();
         let (wall, times) = timed(n, concurrency, move || {
-            let executor = executor.clone();
-            let action = action.clone();
+            let pipeline = pipeline.clone();
+            let job = job.clone();
             async move {
-                let job = Job {
-                    id: "bench".into(),
-                    tenant: None,
-                    action: ActionRef::Named {
-                        name: action.name.clone(),
-                        revision: None,
-                    },
-                    args: json!({"productId": "SKU-1"}).as_object().unwrap().clone(),
-                    conversation: None,
-                    business: None,
-                    customer: None,
-                    test: false,
-                    timeout_ms: None,
-                    reply_to: None,
-                };
-                let result = executor.run(&job, &action, 1).await;
+                let result = pipeline.run(&job, Arrival::new(Path::Local, 1)).await;
                 assert_eq!(result.status, Status::Ok, "{result:?}");
             }
         })
         .await;
         if round == 1 {
             report(
-                &format!("API action job (Executor::run), {concurrency} in flight"),
+                &format!("API action job (Pipeline::run), {concurrency} in flight"),
                 n,
                 wall,
                 times,

@@ -21,15 +21,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../..")
-    .canonicalize()
-    .unwrap()
-}
+use action_worker_tests::repo_root as root;
 
 async fn measure(
     client: &async_nats::Client,

@@ -36,8 +36,8 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     /// Reads `path` with the `ACTION_WORKER__…` environment variables over it (see
     /// [`env`]); a missing file at the default path means all defaults.
-    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Self> {
-        Self::load_with_env(path, explicit, std::env::vars_os()).map(|(config, _)| config)
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Settings> {
+        Self::load_with_env(path, explicit, std::env::vars_os()).map(|(settings, _)| settings)
     }
 
     /// [`Self::load`] with the environment given, returning the names of the variables
@@ -46,7 +46,7 @@ impl WorkerConfig {
         path: &Path,
         explicit: bool,
         vars: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> anyhow::Result<(Self, Vec<String>)> {
+    ) -> anyhow::Result<(Settings, Vec<String>)> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
@@ -59,13 +59,13 @@ impl WorkerConfig {
     }
 
     /// The configuration in `text` (from `origin`, for messages) with the environment's
-    /// overrides merged into it, deserialised and validated. Every error names the key, and
-    /// the variable when one set it.
+    /// overrides merged into it, deserialised, checked and built into [`Settings`], once.
+    /// Every error names the key, and the variable when one set it.
     pub fn from_text(
         text: &str,
         origin: &str,
         vars: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> anyhow::Result<(Self, Vec<String>)> {
+    ) -> anyhow::Result<(Settings, Vec<String>)> {
         let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             anyhow::anyhow!("{origin}: {}", e.to_string().trim_end())
         })?;
@@ -93,7 +93,7 @@ impl WorkerConfig {
         })?;
         let vars: Vec<String> = overrides.into_iter().map(|o| o.var).collect();
         // One message, not a chain, so that any rendering of it names the key.
-        config.validate().map_err(|e| {
+        let settings = config.settings().map_err(|e| {
             let from_env = if vars.is_empty() {
                 String::new()
             } else {
@@ -101,7 +101,7 @@ impl WorkerConfig {
             };
             anyhow::anyhow!("{origin}{from_env}: invalid configuration: {e:#}")
         })?;
-        Ok((config, vars))
+        Ok((settings, vars))
     }
 
     /// The effective configuration as TOML, for `check-config`: secrets show `[redacted]`.
@@ -109,17 +109,23 @@ impl WorkerConfig {
         toml::to_string_pretty(self).context("cannot print the configuration as TOML")
     }
 
-    pub fn validate(&self) -> anyhow::Result<()> {
+    /// Every section checked, and the settings of the other crates built from them: the one
+    /// place the file becomes what the parts take.
+    pub fn settings(self) -> anyhow::Result<Settings> {
         self.limits.validate()?;
-        self.egress.egress_config()?;
-        self.llm.llm_config()?;
         self.nats.validate()?;
-        self.admin.address()?;
         self.log.validate()?;
-        self.runtime.validate()
+        self.runtime.validate()?;
+        Ok(Settings {
+            sandbox: self.sandbox_config(),
+            egress: self.egress.egress_config()?,
+            llm: self.llm.llm_config()?,
+            admin: self.admin.address()?,
+            sections: self,
+        })
     }
 
-    pub fn sandbox_config(&self) -> SandboxConfig {
+    fn sandbox_config(&self) -> SandboxConfig {
         let r = &self.runtime;
         let mut config = SandboxConfig::new(&r.component);
         config.cache_dir = Some(r.cache_dir.clone());
@@ -130,6 +136,28 @@ impl WorkerConfig {
             usize::try_from(r.keep_resident_mb << 20).unwrap_or(usize::MAX);
         config.max_wasm_stack = usize::try_from(r.max_wasm_stack_kb << 10).unwrap_or(1 << 20);
         config
+    }
+}
+
+/// The configuration as the parts take it, built once when it is loaded
+/// ([`WorkerConfig::settings`]): the sections as written (and overridden), and the settings of
+/// the sandbox, egress, the LLM client and the admin port, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub sections: WorkerConfig,
+    pub sandbox: SandboxConfig,
+    pub egress: action_egress::EgressConfig,
+    pub llm: Option<action_helpers::LlmConfig>,
+    /// Where the admin port listens, if it does.
+    pub admin: Option<std::net::SocketAddr>,
+}
+
+impl std::ops::Deref for Settings {
+    type Target = WorkerConfig;
+
+    /// The sections, as `settings.nats`, `settings.limits`…
+    fn deref(&self) -> &WorkerConfig {
+        &self.sections
     }
 }
 
@@ -145,7 +173,7 @@ mod tests {
         let vars = vars
             .iter()
             .map(|(k, v)| (OsString::from(k), OsString::from(v)));
-        WorkerConfig::from_text(text, "worker.toml", vars).map(|(config, _)| config)
+        WorkerConfig::from_text(text, "worker.toml", vars).map(|(settings, _)| settings.sections)
     }
 
     fn error(result: anyhow::Result<WorkerConfig>) -> String {
@@ -159,7 +187,7 @@ mod tests {
                 .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
         )
         .join("../../worker.toml");
-        let shipped = WorkerConfig::load(&path, true).unwrap();
+        let shipped = WorkerConfig::load(&path, true).unwrap().sections;
         let default = WorkerConfig::default();
         assert_eq!(shipped.limits.default, default.limits.default);
         assert_eq!(shipped.limits.max, default.limits.max);

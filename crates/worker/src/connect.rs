@@ -81,7 +81,7 @@ impl ConnectFailed {
 
 /// Checks `[nats]`'s authentication and TLS settings: at most one method, the pairs
 /// complete, the files readable and of the right kind, the environment variables set. Part of
-/// [`crate::config::WorkerConfig::validate`], so `check-config` and every command see it.
+/// [`crate::config::WorkerConfig::settings`], so `check-config` and every command see it.
 pub fn check(nats: &NatsSection) -> anyhow::Result<()> {
     auth(nats)?;
     tls(nats)?;

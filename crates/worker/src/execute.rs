@@ -1,147 +1,134 @@
-//! Runs one job of any kind and always answers with a `JobResult`.
+//! The run step of the [pipeline](crate::pipeline): one job of a resolved action, within its
+//! limits, to an unstamped `JobResult`. A Python action runs in the sandbox with a
+//! [`JobHost`]; an API action is one request through the same host, no sandbox involved.
 
 use std::sync::Arc;
-
-use action_egress::{Egress, SecretStore};
 use std::time::Instant;
 
+use action_egress::{Egress, SecretStore};
 use action_protocol::{
-    ActionDefinition, ActionKind, ErrorInfo, ErrorKind, Job, JobResult, Status, build_context,
-    render,
+    ActionDefinition, ErrorInfo, ErrorKind, HttpErrorKind, HttpRequest, Job, JobResult, LimitKind,
+    Status, build_context, render,
 };
-use action_sandbox::{ActionHost, HostError, HttpRequest, PythonJob, Sandbox};
+use action_sandbox::{ActionHost, JobLimits, PythonJob, Sandbox};
 use serde_json::{Value, json};
 
 use crate::config::LimitsConfig;
 use crate::guard::{self, Stage};
-use crate::host::{JobHost, Services, SharedConversation, Trace};
-use crate::limits::effective_limits;
+use crate::host::{JobHost, JobScope, Services};
 
 /// Everything a job needs besides itself.
 pub struct Executor {
     pub sandbox: Sandbox,
-    pub egress: Arc<Egress>,
-    pub secrets: Arc<SecretStore>,
-    /// The LLM client of `llm_classify_*`, when `[llm]` is configured.
-    pub llm: Option<Arc<action_helpers::LlmClient>>,
-    /// The Google Sheets client of `add_google_sheets_row`, when `[sheets]` is configured.
-    pub sheets: Option<Arc<action_helpers::SheetsClient>>,
+    pub services: Services,
     pub limits: LimitsConfig,
-    pub worker_id: String,
 }
 
 impl Executor {
     /// Everything from the configuration: the sandbox (runtime loaded, from the compile
     /// cache when it can be), egress, secrets, and the helpers' clients.
     pub fn from_config(
-        config: &crate::config::WorkerConfig,
+        settings: &crate::config::Settings,
         warm_instances: Option<u32>,
     ) -> anyhow::Result<Self> {
-        let mut sandbox_config = config.sandbox_config();
+        let mut sandbox_config = settings.sandbox.clone();
         if let Some(warm) = warm_instances {
             sandbox_config.warm_instances = warm;
         }
-        let egress_config = config.egress.egress_config()?;
-        Ok(Self {
-            sandbox: Sandbox::new(sandbox_config)?,
+        let services = Services {
             egress: Arc::new(Egress::new(
-                egress_config,
+                settings.egress.clone(),
                 Arc::new(action_egress::SystemResolver),
             )?),
-            secrets: Arc::new(crate::secrets::load(&config.secrets)?),
-            llm: config
+            secrets: Arc::new(crate::secrets::load(&settings.secrets)?),
+            llm: settings
                 .llm
-                .llm_config()?
+                .clone()
                 .map(|config| Arc::new(action_helpers::LlmClient { config })),
-            sheets: config.sheets.client()?.map(Arc::new),
-            limits: config.limits.clone(),
-            worker_id: worker_id(),
+            sheets: settings.sheets.client()?.map(Arc::new),
+        };
+        Ok(Self {
+            sandbox: Sandbox::new(sandbox_config)?,
+            services,
+            limits: settings.limits.clone(),
         })
     }
 
-    fn services(&self) -> Services {
-        Services {
-            egress: self.egress.clone(),
-            secrets: self.secrets.clone(),
-            llm: self.llm.clone(),
-            sheets: self.sheets.clone(),
+    /// An executor over `sandbox` that sends through `egress`, with no secrets and no
+    /// helpers' clients (benchmarks and tests).
+    pub fn new(sandbox: Sandbox, egress: Egress, limits: LimitsConfig) -> Self {
+        Self {
+            sandbox,
+            services: Services {
+                egress: Arc::new(egress),
+                secrets: Arc::new(SecretStore::default()),
+                llm: None,
+                sheets: None,
+            },
+            limits,
         }
     }
 
-    pub async fn run(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
-        let result = match action.kind {
-            ActionKind::Python => self.run_python(job, action, attempt).await,
-            ActionKind::Api => self.run_api(job, action).await,
+    fn host(&self, job: &Job, action: &ActionDefinition) -> JobHost {
+        let scope = JobScope {
+            job_id: job.id.clone(),
+            tenant: job.tenant.clone(),
+            allowed_hosts: action.allowed_hosts.clone(),
         };
-        self.stamp(result, job, attempt)
-    }
-
-    /// `result` with what every result of `job` carries: `test`, `attempt`, `worker`.
-    pub fn stamp(&self, mut result: JobResult, job: &Job, attempt: u32) -> JobResult {
-        result.test = job.test;
-        result.attempt = attempt;
-        result.worker = self.worker_id.clone();
-        result
-    }
-
-    fn host(&self, job: &Job, action: &ActionDefinition, trace: Trace) -> JobHost {
         JobHost::new(
-            self.services(),
-            job.tenant.clone(),
-            action.allowed_hosts.clone(),
-            &job.id,
-            trace,
+            self.services.clone(),
+            scope,
             self.limits.max_trace_entries as usize,
         )
     }
 
-    async fn run_python(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
+    /// A Python action in the sandbox; the host comes back with the trace and the effects.
+    pub async fn run_python(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        limits: JobLimits,
+        attempt: u32,
+    ) -> JobResult {
         let Some(source) = action.python_code() else {
             return JobResult::rejected(&job.id, &action.name, "python.code: missing");
         };
-        let limits = effective_limits(&self.limits, action, job.timeout_ms);
         let context = build_context(job, &action.name, attempt);
-        let trace = Trace::default();
         let max_effects = self.limits.max_effects as usize;
-        let conversation: SharedConversation =
-            Arc::new(std::sync::Mutex::new(job.conversation.as_ref().map(|c| {
-                action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
-                    .limit_effects(max_effects)
-            })));
-        let host = self
-            .host(job, action, trace.clone())
-            .with_conversation(conversation.clone());
+        let conversation = job.conversation.as_ref().map(|c| {
+            action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
+                .limit_effects(max_effects)
+        });
+        let host = self.host(job, action).with_conversation(conversation);
         let job_spec = PythonJob {
             action: &action.name,
             source,
             context: &context,
             limits,
         };
-        let outcome = self.sandbox.run(job_spec, Box::new(host)).await;
+        let (outcome, mut host) = self.sandbox.run(job_spec, Box::new(host)).await;
         if let Some(call) = outcome.host_panic {
             // Caught by the sandbox at the call; counted and logged as every panic is.
             guard::note(Stage::HostCall(call));
         }
+        let record = host.take_record();
         let mut result = JobResult::empty(&job.id, &action.name, outcome.status, outcome.error);
         result.output = outcome.output;
         result.logs = outcome.logs;
         result.stats = outcome.stats;
-        result.effects = conversation
-            .lock()
-            .ok()
-            .and_then(|mut c| c.take())
-            .map(action_helpers::Conversation::into_effects)
-            .unwrap_or_default();
-        result.trace = trace
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
+        result.effects = record.effects;
+        result.trace = record.trace;
         result
     }
 
     /// One templated request through the same host (egress, secrets, trace, idempotency)
     /// that Python actions use.
-    async fn run_api(&self, job: &Job, action: &ActionDefinition) -> JobResult {
+    pub async fn run_api(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        limits: JobLimits,
+    ) -> JobResult {
         let started = Instant::now();
         let Some(api) = &action.api else {
             return JobResult::rejected(&job.id, &action.name, "api: missing");
@@ -150,10 +137,6 @@ impl Executor {
             Ok(rendered) => rendered,
             Err(e) => return JobResult::rejected(&job.id, &action.name, e.to_string()),
         };
-        let mut limits = effective_limits(&self.limits, action, job.timeout_ms);
-        if let Some(ms) = api.timeout_ms {
-            limits.timeout = limits.timeout.min(std::time::Duration::from_millis(ms));
-        }
         let mut headers = rendered.headers;
         let body = rendered.body.map(|value| {
             if !headers
@@ -164,16 +147,12 @@ impl Executor {
             }
             serde_json::to_vec(&value).unwrap_or_default()
         });
-        let trace = Trace::default();
-        let mut host = self.host(job, action, trace.clone());
         let request = HttpRequest {
-            method: rendered.method,
-            url: rendered.url,
             headers,
             body,
-            timeout_ms: None,
-            follow_redirects: true,
+            ..HttpRequest::new(rendered.method, rendered.url)
         };
+        let mut host = self.host(job, action);
         let answer = guard::guarded(
             Stage::HostCall("http.send"),
             host.http_send(request, started + limits.timeout),
@@ -183,46 +162,36 @@ impl Executor {
             Ok(answer) => answer,
             Err(panicked) => return guard::failed(&job.id, &action.name, panicked),
         };
-        let mut result = match answer {
+        let (status, error, output) = match answer {
             Ok(response) => {
                 let body = parse_body(&response.body);
                 if (200..300).contains(&response.status) {
-                    let mut r = JobResult::empty(&job.id, &action.name, Status::Ok, None);
-                    r.output = body;
-                    r
+                    (Status::Ok, None, body)
                 } else {
                     let message = format!("HTTP {} {}", response.status, response.reason)
                         .trim_end()
                         .to_string();
-                    let mut r = JobResult::empty(
-                        &job.id,
-                        &action.name,
-                        Status::ActionError,
-                        Some(ErrorInfo::new(ErrorKind::HttpStatus, &message)),
-                    );
-                    r.output = json!({"error": message, "status": response.status, "body": body});
-                    r
+                    let output = json!({"error": message, "status": response.status, "body": body});
+                    let error = ErrorInfo::new(ErrorKind::HttpStatus, &message);
+                    (Status::ActionError, Some(error), output)
                 }
             }
-            Err(HostError::Call(e)) => JobResult::empty(
-                &job.id,
-                &action.name,
-                Status::ActionError,
-                Some(ErrorInfo::new(ErrorKind::Transport, e.to_string())),
-            ),
-            Err(HostError::Limit(kind, message)) => JobResult::empty(
-                &job.id,
-                &action.name,
-                Status::LimitExceeded,
-                Some(ErrorInfo::limit(kind, message)),
-            ),
+            Err(e) if e.kind == HttpErrorKind::ResponseTooLarge => {
+                let message = format!("response size limit: {}", e.message);
+                let error = ErrorInfo::limit(LimitKind::ResponseSize, message);
+                (Status::LimitExceeded, Some(error), Value::Null)
+            }
+            Err(e) => {
+                let message = format!("{}: {}", e.kind.words(), e.message);
+                let error = ErrorInfo::new(ErrorKind::Transport, message);
+                (Status::ActionError, Some(error), Value::Null)
+            }
         };
+        let mut result = JobResult::empty(&job.id, &action.name, status, error);
+        result.output = output;
         result.stats.wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         result.stats.http_calls = 1;
-        result.trace = trace
-            .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
+        result.trace = host.take_record().trace;
         result
     }
 }
@@ -231,16 +200,4 @@ impl Executor {
 fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// `hostname:pid`, so a result says which replica ran it.
-fn worker_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
-    format!(
-        "{}:{}",
-        if host.is_empty() { "worker" } else { &host },
-        std::process::id()
-    )
 }

@@ -1,7 +1,8 @@
-//! The action-worker's own parts: configuration, the job host that joins the sandbox to the
-//! egress policy and the helpers, job execution for API and Python actions, and the CLI.
-//! The binary (`src/main.rs`) only parses the command line and installs logging; the
-//! benchmarks drive [`execute::Executor`] directly.
+//! The action-worker's own parts: configuration; one job [`pipeline`] (resolve → limits →
+//! run → stamp → count) behind two thin transports ([`request_reply`], [`durable`]) that a
+//! [`server::Server`] starts, runs and drains; the job [`host`] that joins the sandbox to the
+//! egress policy and the helpers; and the CLI. The binary (`src/main.rs`) only parses the
+//! command line and installs logging; the benchmarks drive the pipeline directly.
 
 pub mod admin;
 pub mod cli;
@@ -14,8 +15,11 @@ pub mod guard;
 pub mod host;
 pub mod limits;
 pub mod metrics;
+pub mod pipeline;
 pub mod processes;
 pub mod registry;
+pub mod request_reply;
 pub mod secrets;
-pub mod serve;
+pub mod server;
 pub mod wire;
+pub mod worker;

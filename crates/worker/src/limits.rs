@@ -1,4 +1,5 @@
-//! The limits of one job: the action's overrides over the worker's defaults, under its caps.
+//! The limits step of the [pipeline](crate::pipeline): the action's overrides over the
+//! worker's defaults, under its caps; an API action's own `timeout_ms`, and the job's.
 
 use std::time::Duration;
 
@@ -27,7 +28,10 @@ pub fn effective_limits(
         limits.max_http_calls = calls;
     }
     let mut limits = limits.capped_by(&config.max.to_job_limits());
-    // A job may ask for less time than its action, never more (SPEC §5).
+    // An API action's request timeout, and a job's, only shorten it (SPEC §3, §5).
+    if let Some(ms) = action.api.as_ref().and_then(|api| api.timeout_ms) {
+        limits.timeout = limits.timeout.min(Duration::from_millis(ms));
+    }
     if let Some(ms) = job_timeout_ms {
         limits.timeout = limits.timeout.min(Duration::from_millis(ms));
     }

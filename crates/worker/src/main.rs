@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
                 let path = cli.config.exists().then_some(cli.config.as_path());
-                let served = rt.block_on(action_worker::serve::serve(&config, path));
+                let served = rt.block_on(action_worker::server::serve(&config, path));
                 // Do not wait for blocking threads that cannot end (a child's read of its
                 // stdin, which its parent holds open).
                 rt.shutdown_timeout(std::time::Duration::from_secs(1));

@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, run_json};
 
 async fn get_text(url: &str) -> (u16, String) {

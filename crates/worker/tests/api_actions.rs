@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 const STOCK_KEY: &str = "stock-key-7f3a";
 
@@ -60,7 +60,7 @@ async fn run(dir: &Path, definition: Value, args: &[&str]) -> Value {
 
 /// The shipped example, pointed at the loopback server.
 fn example(name: &str, addr: SocketAddr) -> Value {
-    let path = common::root().join(format!("examples/actions/{name}.toml"));
+    let path = common::repo_root().join(format!("examples/actions/{name}.toml"));
     let mut value: Value = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     value["api"]["base_url"] = json!(format!("http://{addr}"));
     value

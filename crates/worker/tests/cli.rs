@@ -2,11 +2,11 @@
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use action_worker_tests as common;
 
 use std::process::{Command, Output};
 
-use common::root;
+use common::repo_root as root;
 use serde_json::{Value, json};
 
 fn worker(args: &[&str]) -> Output {

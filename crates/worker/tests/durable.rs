@@ -16,7 +16,7 @@ use axum::routing::get;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, decode_reply};
 
 /// Fast redelivery for the tests: a job without an ack for 2 s goes to another worker.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 async fn run(dir: &Path, source: &str, conversation: Option<Value>) -> Value {
     let config = common::write_config(dir, "");

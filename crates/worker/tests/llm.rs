@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 type Seen = Arc<Mutex<Vec<Value>>>;
 

@@ -16,7 +16,7 @@ use nkeys::KeyPair;
 use serde_json::{Value, json};
 use sha2::Digest;
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker};
 
 const SCRIPT: &str =

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, run_json};
 
 fn python(id: &str, code: &str) -> Value {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker};
 
 fn alive(pid: u32) -> bool {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, run_json};
 
 /// Runs the CLI with `args` against `url`; returns (success, stdout, stderr).

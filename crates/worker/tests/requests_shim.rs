@@ -14,7 +14,7 @@ use axum::response::Response;
 use axum::routing::{any, get};
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 async fn server() -> SocketAddr {
     let app = Router::new()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-mod common;
+use action_worker_tests as common;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;

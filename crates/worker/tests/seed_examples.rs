@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 #[derive(Default)]
 struct Seen {
@@ -94,7 +94,7 @@ async fn run_with(
 
 /// The shipped example `examples/actions/NAME.py`, its hosts pointed at the fake servers.
 fn local(name: &str, addr: SocketAddr) -> String {
-    let path = common::root().join(format!("examples/actions/{name}.py"));
+    let path = common::repo_root().join(format!("examples/actions/{name}.py"));
     let source = std::fs::read_to_string(path).unwrap();
     let base = format!("http://{addr}");
     source

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, decode_reply, nats_server_binary, run_json};
 
 /// Sends `job` as JSON on `actions.run` and decodes the result.

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-mod common;
+use action_worker_tests as common;
 
 const CLIENT_EMAIL: &str = "sheets-writer@action-worker-tests.iam.gserviceaccount.com";
 
@@ -31,7 +31,9 @@ struct Google {
 type Shared = Arc<Mutex<Google>>;
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    common::manifest_dir().join("tests/fixtures").join(name)
+    common::repo_root()
+        .join("crates/worker/tests/fixtures")
+        .join(name)
 }
 
 fn check_bearer(headers: &HeaderMap) -> Result<(), (StatusCode, axum::Json<Value>)> {

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use action_worker_tests as common;
 use common::nats::{Nats, Worker, run_json};
 
 type Seen = Arc<Mutex<Vec<Vec<u8>>>>;

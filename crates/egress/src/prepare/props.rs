@@ -49,12 +49,10 @@ proptest! {
         ]),
         method in prop_oneof![Just("get".to_string()), Just("POST".to_string()), any::<String>()],
     ) {
-        let request = OutboundRequest {
-            method,
-            url: format!("https://api.example.com/{path}?{query}"),
+        let request = HttpRequest {
             headers: headers.clone(),
             body: body.clone(),
-            follow_redirects: true,
+            ..HttpRequest::new(method, format!("https://api.example.com/{path}?{query}"))
         };
         let mut carried = vec![];
         match prepare(&request, Some((&store(), Some("acme"))), "ua/1", &mut carried) {
@@ -80,7 +78,7 @@ proptest! {
                     other => prop_assert!(false, "body changed: {:?}", other),
                 }
             }
-            Err(EgressError::InvalidRequest(message)) => {
+            Err(HttpError { kind: HttpErrorKind::InvalidRequest, message, .. }) => {
                 prop_assert!(
                     message.starts_with("method ")
                         || message.starts_with("header ")
@@ -92,7 +90,7 @@ proptest! {
                 }
             }
             // A reference to a secret this tenant does not have (`{{secrets.KEYX}}`).
-            Err(EgressError::Denied { rule, message }) if rule == "secret" => {
+            Err(HttpError { kind: HttpErrorKind::Denied, rule: Some(rule), message }) if rule == "secret" => {
                 prop_assert!(message.contains("is not defined for tenant"), "{}", message);
             }
             Err(other) => prop_assert!(false, "unexpected refusal: {}", other),

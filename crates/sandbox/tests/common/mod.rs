@@ -1,25 +1,19 @@
-//! Shared by the sandbox's integration tests: one sandbox per test process, fake hosts.
+//! The sandbox's own test support: one sandbox per test process, and fake hosts (the
+//! repository lookup is the shared one, `action_worker_tests`).
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(dead_code)] // each test file uses a different part of this module
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use action_sandbox::{
-    ActionHost, HostError, HttpRequest, HttpResponse, JobLimits, NoNetwork, PythonJob, RunOutcome,
+    ActionHost, HttpError, HttpRequest, HttpResponse, JobLimits, NoNetwork, PythonJob, RunOutcome,
     Sandbox, SandboxConfig,
 };
 use serde_json::{Value, json};
 
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(
-        std::env::var("CARGO_MANIFEST_DIR")
-            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned()),
-    )
-    .join("../..")
-}
+pub use action_worker_tests::repo_root;
 
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
@@ -49,7 +43,7 @@ pub async fn run_with(
         context: &ctx,
         limits,
     };
-    sandbox().run(job, host).await
+    sandbox().run(job, host).await.0
 }
 
 pub async fn run(source: &str) -> RunOutcome {
@@ -65,7 +59,7 @@ impl ActionHost for EchoHost {
         &mut self,
         request: HttpRequest,
         _deadline: Instant,
-    ) -> action_sandbox::BoxFuture<'_, Result<HttpResponse, HostError>> {
+    ) -> action_sandbox::BoxFuture<'_, Result<HttpResponse, HttpError>> {
         Box::pin(async move {
             let body = json!({"method": request.method, "url": request.url,
                               "headers": request.headers, "body": request.body.map(|b| String::from_utf8_lossy(&b).into_owned())});
@@ -75,7 +69,8 @@ impl ActionHost for EchoHost {
                 url: request.url,
                 headers: vec![("Content-Type".into(), "application/json".into())],
                 body: serde_json::to_vec(&body).unwrap(),
-                elapsed_ms: 1,
+                elapsed: Duration::from_millis(1),
+                secrets: vec![],
             })
         })
     }
@@ -90,7 +85,7 @@ impl ActionHost for HangingHost {
         &mut self,
         _request: HttpRequest,
         _deadline: Instant,
-    ) -> action_sandbox::BoxFuture<'_, Result<HttpResponse, HostError>> {
+    ) -> action_sandbox::BoxFuture<'_, Result<HttpResponse, HttpError>> {
         Box::pin(async move {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             unreachable!("the sandbox's deadline ends this wait first")

@@ -2,15 +2,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use action_protocol::{ActionRef, Job, Status, load_action};
 use action_sandbox::Sandbox;
 use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
-use crate::config::WorkerConfig;
+use crate::config::Settings;
 use crate::execute::Executor;
-use crate::guard::{self, Stage};
+use crate::pipeline::{Arrival, Path, Pipeline};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -112,27 +113,25 @@ pub fn print_result(result: &action_protocol::JobResult) -> anyhow::Result<ExitC
     })
 }
 
-pub fn main(config: &WorkerConfig, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (job, action) = build_job(&args)?;
+pub fn main(config: &Settings, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (job, _) = build_job(&args)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
         // One job: nothing to prepare ahead.
-        let mut executor = Executor::from_config(config, Some(0))?;
-        executor.worker_id = "local".into();
-        // A panic is answered as in `serve`: a failed result, printed like any other.
-        let ran = guard::guarded(Stage::Run, executor.run(&job, &action, 1)).await;
-        anyhow::Ok(ran.unwrap_or_else(|panicked| {
-            executor.stamp(guard::failed(&job.id, &action.name, panicked), &job, 1)
-        }))
+        let executor = Executor::from_config(config, Some(0))?;
+        let mut pipeline = Pipeline::new(Arc::new(executor), None);
+        pipeline.worker_id = "local".into();
+        // The same pipeline as `serve`: a panic is a failed result, printed like any other.
+        anyhow::Ok(pipeline.run(&job, Arrival::new(Path::Local, 1)).await)
     })?;
     print_result(&result)
 }
 
-pub fn precompile(config: &WorkerConfig) -> anyhow::Result<ExitCode> {
+pub fn precompile(config: &Settings) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let sandbox = Sandbox::new(config.sandbox_config())?;
+    let sandbox = Sandbox::new(config.sandbox.clone())?;
     let how = if sandbox.loaded_from_cache() {
         "already in the cache"
     } else {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use action_sandbox::JobLimits;
+use action_sandbox::{JobLimits, SandboxConfig};
 use anyhow::bail;
 use serde::{Deserialize, Serialize};
 
@@ -27,15 +27,21 @@ pub struct RuntimeConfig {
     pub processes: usize,
 }
 
+/// `runtime.warm_instances` by default: a worker that serves keeps two instances ready (the
+/// sandbox alone makes none ahead).
+pub const DEFAULT_WARM_INSTANCES: u32 = 2;
+
 impl Default for RuntimeConfig {
+    /// The sandbox's own defaults (`SandboxConfig::new`), in the units of the file.
     fn default() -> Self {
+        let sandbox = SandboxConfig::new("build/action-runtime.wasm");
         Self {
-            component: "build/action-runtime.wasm".into(),
+            component: sandbox.component,
             cache_dir: "data/cache".into(),
-            max_instances: 64,
-            warm_instances: 2,
-            keep_resident_mb: 8,
-            max_wasm_stack_kb: 1024,
+            max_instances: sandbox.max_instances,
+            warm_instances: DEFAULT_WARM_INSTANCES,
+            keep_resident_mb: (sandbox.keep_resident_bytes >> 20) as u64,
+            max_wasm_stack_kb: (sandbox.max_wasm_stack >> 10) as u64,
             processes: 0,
         }
     }
@@ -71,7 +77,7 @@ impl Default for LimitsConfig {
             max: LimitValues {
                 timeout_ms: 120_000,
                 fuel: 8 * JobLimits::FUEL_PER_SECOND,
-                memory_mb: 256,
+                memory_mb: SandboxConfig::new("").max_memory_bytes >> 20,
                 max_http_calls: 100,
                 output_bytes: 4 << 20,
                 log_bytes: 256 << 10,

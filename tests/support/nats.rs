@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub fn nats_server_binary() -> PathBuf {
-    let local = super::root().join(".venv/bin/nats-server");
+    let local = super::repo_root().join(".venv/bin/nats-server");
     if local.is_file() {
         return local;
     }
@@ -154,7 +154,7 @@ impl Worker {
     pub async fn start_with_env(dir: &Path, extra: &str, env: &[(&str, &str)]) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let config = super::write_config(dir, extra);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_action-worker"))
+        let mut child = Command::new(super::worker_binary())
             .arg("--config")
             .arg(&config)
             .arg("serve")

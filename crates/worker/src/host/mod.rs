@@ -1,0 +1,140 @@
+//! The outside world of one job, one module per capability: [`http`] (egress, idempotency
+//! keys), [`llm`], [`sheets`] and [`conversation`]. Each checks its own limits and leaves its
+//! own trace entry; [`JobHost`] holds what they share and gives the record back at the end.
+//!
+//! A new helper is one WIT interface, its Python stub, one method of
+//! [`action_sandbox::ActionHost`] (served by one module of the sandbox's `imports`), and one
+//! module here.
+
+mod conversation;
+mod http;
+mod llm;
+mod sheets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use action_egress::{Egress, SecretStore};
+use action_helpers::{Conversation, HeaderCache, LlmClient, SheetsClient};
+use action_protocol::{HttpError, HttpRequest, HttpResponse, TraceEntry};
+use action_sandbox::{ActionHost, BoxFuture, ConversationCall, ConversationReply, HostRecord};
+
+pub use http::idempotency_key;
+
+/// What the hosts of all jobs share: the egress client, the secrets, the helpers' clients.
+#[derive(Clone)]
+pub struct Services {
+    pub egress: Arc<Egress>,
+    pub secrets: Arc<SecretStore>,
+    pub llm: Option<Arc<LlmClient>>,
+    pub sheets: Option<Arc<SheetsClient>>,
+}
+
+/// Who the job is, for the host's policy: its id (idempotency keys), its tenant (secrets),
+/// and its action's `allowed_hosts`.
+#[derive(Debug, Clone, Default)]
+pub struct JobScope {
+    pub job_id: String,
+    pub tenant: Option<String>,
+    pub allowed_hosts: Vec<String>,
+}
+
+pub struct JobHost {
+    services: Services,
+    scope: JobScope,
+    /// HTTP calls made so far: the index of the next one's idempotency key.
+    http_calls: u32,
+    llm_calls: u32,
+    sheet_headers: HeaderCache,
+    trace: Vec<TraceEntry>,
+    /// Trace entries a job may make (`limits.max_trace_entries`): a call past them is refused.
+    max_trace: usize,
+    conversation: Option<Conversation>,
+}
+
+impl JobHost {
+    /// A host for one job, without a conversation until [`Self::with_conversation`].
+    pub fn new(services: Services, scope: JobScope, max_trace: usize) -> Self {
+        Self {
+            services,
+            scope,
+            http_calls: 0,
+            llm_calls: 0,
+            sheet_headers: HeaderCache::new(),
+            trace: Vec::new(),
+            max_trace,
+            conversation: None,
+        }
+    }
+
+    pub fn with_conversation(mut self, conversation: Option<Conversation>) -> Self {
+        self.conversation = conversation;
+        self
+    }
+
+    /// Why a call may not be made, when the job's trace is full: every call leaves an entry,
+    /// and a result's trace is bounded.
+    fn trace_full(&self) -> Option<String> {
+        (self.trace.len() >= self.max_trace).then(|| {
+            format!(
+                "trace limit: a job may make {} outside calls (HTTP, LLM, Google Sheets), and \
+                 this one has made them all; the call was not made",
+                self.max_trace
+            )
+        })
+    }
+
+    /// Where the fault-injection tests may make a host call panic (a no-op in a release).
+    fn inject(&self, point: &str) {
+        crate::guard::inject(point, self.scope.job_id.as_bytes());
+    }
+}
+
+/// Milliseconds for a trace entry.
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ActionHost for JobHost {
+    fn http_send(
+        &mut self,
+        request: HttpRequest,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
+        Box::pin(self.send(request, deadline))
+    }
+
+    fn llm_classify(
+        &mut self,
+        prompt: String,
+        input: String,
+        options: Vec<String>,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(self.classify(prompt, input, options, deadline))
+    }
+
+    fn sheets_append(
+        &mut self,
+        sheet_id: String,
+        row_json: String,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<String, String>> {
+        Box::pin(self.append_row(sheet_id, row_json, deadline))
+    }
+
+    fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
+        self.converse(call)
+    }
+
+    fn take_record(&mut self) -> HostRecord {
+        HostRecord {
+            trace: std::mem::take(&mut self.trace),
+            effects: self
+                .conversation
+                .take()
+                .map(Conversation::into_effects)
+                .unwrap_or_default(),
+        }
+    }
+}

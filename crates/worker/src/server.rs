@@ -1,0 +1,395 @@
+//! `action-worker serve`: a [`Server`] that takes jobs from NATS (SPEC §6) and answers them.
+//! - Request-reply on `<prefix>.run` and `<prefix>.test` ([`crate::request_reply`]), as a NATS
+//!   micro service in queue group `action-workers`.
+//! - Durable jobs from stream `ACTIONS_JOBS` ([`crate::durable`]).
+//! - Actions by name from the registry, KV bucket `ACTIONS` ([`crate::registry`]).
+//!
+//! Both transports share `nats.max_concurrent_jobs` slots and one [`Pipeline`]. Request-reply
+//! requests beyond the slots wait in the client library's buffer; the durable path pulls only
+//! as many jobs as slots are free.
+//!
+//! [`Server::start`] sets everything up; [`Server::run`] takes jobs until its one
+//! cancellation token is cancelled (SIGTERM, SIGINT, or a child's parent gone: one listener,
+//! [`listen_for_stop`]); [`Server::stop`] is the one drain: no new jobs, in-flight ones get
+//! `nats.shutdown_grace_ms` to finish, the rest are left to redelivery, the embedded
+//! nats-server stops.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use action_protocol::{ActionRef, Job, Status as JobStatus};
+use anyhow::Context;
+use async_nats::service::{Request, Service, ServiceExt};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::Status;
+use crate::config::{NatsSection, Settings};
+use crate::durable::{Durable, pull_loop};
+use crate::embedded::EmbeddedServer;
+use crate::execute::Executor;
+use crate::pipeline::{Arrival, Path, Pipeline};
+use crate::registry::Registry;
+use crate::request_reply;
+use crate::worker::Worker;
+
+/// A request and whether it came on `<prefix>.test`.
+type Requests = BoxStream<'static, (Request, bool)>;
+
+/// `action-worker serve`: start, run until told to stop, drain.
+pub async fn serve(config: &Settings, config_path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let mut server = Server::start(config, config_path).await?;
+    server.run().await?;
+    server.stop().await;
+    Ok(())
+}
+
+pub struct Server {
+    nats: NatsSection,
+    status: Arc<Status>,
+    worker: Arc<Worker>,
+    /// Taken when the endpoints are unsubscribed.
+    service: Option<Service>,
+    requests: Requests,
+    /// A request taken from the subscription when the stop came, still to be run.
+    in_hand: Option<(Request, bool)>,
+    durable: Option<Arc<Durable>>,
+    puller: Option<JoinHandle<()>>,
+    /// The one cancellation source: cancelled by [`listen_for_stop`].
+    stop: CancellationToken,
+    embedded: Option<EmbeddedServer>,
+}
+
+impl Server {
+    /// Everything up to the "serving" line: the admin port, the runtime (and a warm-up job),
+    /// NATS (embedded when no URL is set), the registry, the durable streams, the service's
+    /// endpoints, the other processes, and the listener for the signals to stop.
+    pub async fn start(
+        config: &Settings,
+        config_path: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let status = Arc::new(Status::default());
+        start_admin(config, &status).await?;
+        let executor = load_executor(config).await?;
+        warm_up(&Pipeline::new(executor.clone(), None)).await?;
+        status.warm.store(true, Ordering::Relaxed);
+        let (embedded, url) = start_nats(&config.nats).await?;
+        let client = connect(&url, &config.nats).await?;
+        let _ = status.client.set(client.clone());
+        let js = async_nats::jetstream::new(client.clone());
+        let registry = open_registry(&js, &config.nats).await?;
+        let pipeline = Arc::new(Pipeline::new(executor, registry));
+        let durable = match config.nats.durable {
+            true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),
+            false => None,
+        };
+        let slots = Arc::new(Semaphore::new(config.nats.max_concurrent_jobs));
+        let _ = status
+            .slots
+            .set((slots.clone(), config.nats.max_concurrent_jobs));
+        let worker = Arc::new(Worker {
+            pipeline,
+            client: client.clone(),
+            slots,
+        });
+        let (service, requests) = start_service(&client, &config.nats.subject_prefix).await?;
+        let others = spawn_children(config, config_path, &url, &status).await?;
+        let stop = CancellationToken::new();
+        listen_for_stop(stop.clone())?;
+        // The endpoints' subscriptions reach the server before anyone is told to send: a
+        // client that starts on the "serving" line must not meet "no responders".
+        client
+            .flush()
+            .await
+            .context("cannot reach NATS to register the endpoints")?;
+        say(serving_line(&config.nats, &url, durable.is_some(), others));
+        Ok(Self {
+            nats: config.nats.clone(),
+            status,
+            worker,
+            service: Some(service),
+            requests,
+            in_hand: None,
+            durable,
+            puller: None,
+            stop,
+            embedded,
+        })
+    }
+
+    /// Takes jobs until the stop: every wait, for a request or for a slot, also waits for it.
+    pub async fn run(&mut self) -> anyhow::Result<()> {
+        self.puller = self.durable.as_ref().map(|durable| {
+            let pull = pull_loop(self.worker.clone(), durable.clone(), self.stop.clone());
+            tokio::spawn(pull)
+        });
+        let slots = self.worker.slots.clone();
+        loop {
+            let next = tokio::select! {
+                next = self.requests.next() => next,
+                _ = self.stop.cancelled() => return Ok(()),
+            };
+            let Some(request) = next else {
+                return Ok(());
+            };
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => permit.context("the job slots closed")?,
+                _ = self.stop.cancelled() => {
+                    self.in_hand = Some(request);
+                    return Ok(());
+                }
+            };
+            let (request, force_test) = request;
+            let worker = self.worker.clone();
+            tokio::spawn(request_reply::handle(worker, request, force_test, permit));
+        }
+    }
+
+    /// The drain: no new jobs; the requests already delivered to this worker run (their
+    /// callers wait, and the queue group will not give them to another); in-flight jobs get
+    /// the grace; then the other processes, NATS and the embedded server stop.
+    pub async fn stop(mut self) {
+        say("action-worker: stopping: no new jobs; waiting for the running ones".to_string());
+        self.status.stopping.store(true, Ordering::Relaxed);
+        self.stop.cancel();
+        let grace = Duration::from_millis(self.nats.shutdown_grace_ms);
+        // The other processes stop at the same time and get the same grace, plus a little.
+        let children_deadline = tokio::time::Instant::now() + grace + Duration::from_secs(5);
+        if let Some(children) = self.status.children.get() {
+            children.signal_stop().await;
+        }
+        if let Some(service) = self.service.take()
+            && let Err(error) = service.stop().await
+        {
+            tracing::warn!(%error, "cannot stop the NATS service cleanly");
+        }
+        self.run_delivered(tokio::time::Instant::now() + grace)
+            .await;
+        self.wait_for_running(grace).await;
+        if let Some(puller) = self.puller.take() {
+            puller.abort();
+        }
+        let _ = self.worker.client.flush().await;
+        if let Some(children) = self.status.children.get() {
+            let left = children_deadline.saturating_duration_since(tokio::time::Instant::now());
+            children.wait(left).await;
+        }
+        crate::connect::closing();
+        drop(self.embedded.take());
+    }
+
+    /// Runs the requests delivered before the endpoints were unsubscribed, until `until`.
+    async fn run_delivered(&mut self, until: tokio::time::Instant) {
+        let slots = self.worker.slots.clone();
+        loop {
+            let next = match self.in_hand.take() {
+                Some(request) => Some(request),
+                None => tokio::time::timeout_at(until, self.requests.next())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            let Some((request, force_test)) = next else {
+                return;
+            };
+            let Ok(Ok(permit)) =
+                tokio::time::timeout_at(until, slots.clone().acquire_owned()).await
+            else {
+                return;
+            };
+            let worker = self.worker.clone();
+            tokio::spawn(request_reply::handle(worker, request, force_test, permit));
+        }
+    }
+
+    /// Waits up to `grace` for every slot to be free again: no job running.
+    async fn wait_for_running(&mut self, grace: Duration) {
+        self.requests = futures_util::stream::empty().boxed();
+        let slots = &self.worker.slots;
+        let everything = u32::try_from(self.nats.max_concurrent_jobs).unwrap_or(u32::MAX);
+        match tokio::time::timeout(grace, slots.acquire_many(everything)).await {
+            Ok(_) => say("action-worker: stopped".to_string()),
+            Err(_) => say(format!(
+                "action-worker: stopped after {} ms with {} jobs still running; durable ones will be redelivered",
+                grace.as_millis(),
+                everything as usize - slots.available_permits()
+            )),
+        }
+    }
+}
+
+/// The one place that listens for the signals to stop: SIGTERM, SIGINT, and, in a child
+/// process, its parent closing its stdin (or dying). Listening starts before this returns.
+fn listen_for_stop(stop: CancellationToken) -> anyhow::Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let child = crate::processes::is_child();
+    tokio::spawn(async move {
+        // One future for the whole wait: a read of stdin occupies a blocking thread until it
+        // returns.
+        let parent_gone = crate::processes::stdin_closed();
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = parent_gone, if child => {}
+            _ = stop.cancelled() => return,
+        }
+        stop.cancel();
+    });
+    Ok(())
+}
+
+async fn start_admin(config: &Settings, status: &Arc<Status>) -> anyhow::Result<()> {
+    if let Some(listen) = config.admin {
+        let bound = crate::admin::start(listen, status.clone()).await?;
+        say(format!(
+            "action-worker: admin on http://{bound} (/healthz, /readyz, /metrics)"
+        ));
+    }
+    Ok(())
+}
+
+/// Loading the runtime may compile it (seconds on a cold cache): off the async threads, so
+/// that the admin port answers meanwhile.
+async fn load_executor(config: &Settings) -> anyhow::Result<Arc<Executor>> {
+    let config = config.clone();
+    let executor = tokio::task::spawn_blocking(move || Executor::from_config(&config, None))
+        .await
+        .context("the runtime loader stopped")??;
+    Ok(Arc::new(executor))
+}
+
+/// Runs one trivial Python job, so that a worker reports ready only with a runtime that runs.
+async fn warm_up(pipeline: &Pipeline) -> anyhow::Result<()> {
+    let job: Job = serde_json::from_value(serde_json::json!({
+        "id": "warm-up",
+        "action": {"name": "warmUp", "type": "python",
+                   "python": {"code": "def execute_action(context):\n    return 'ready'\n"}},
+    }))?;
+    if !matches!(job.action, ActionRef::Inline(_)) {
+        anyhow::bail!("the warm-up job is not inline");
+    }
+    let result = pipeline.run(&job, Arrival::new(Path::Local, 1)).await;
+    if result.status != JobStatus::Ok {
+        anyhow::bail!(
+            "the Python runtime failed its warm-up job: {:?} {}",
+            result.status,
+            result.error.map(|e| e.message).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// The embedded nats-server when no URL is set, and the URL to connect to.
+async fn start_nats(nats: &NatsSection) -> anyhow::Result<(Option<EmbeddedServer>, String)> {
+    if let Some(url) = &nats.url {
+        return Ok((None, url.clone()));
+    }
+    let embedded = EmbeddedServer::start(nats).await?;
+    let url = embedded.url.clone();
+    say(format!(
+        "action-worker: started a local nats-server at {url} (data in {})",
+        nats.data_dir.display()
+    ));
+    Ok((Some(embedded), url))
+}
+
+/// Connects as `nats` says (credentials, TLS: [`crate::connect`]), logging disconnections and
+/// reconnections; the client reconnects on its own for as long as the worker runs.
+pub async fn connect(url: &str, nats: &NatsSection) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new().name("action-worker");
+    Ok(crate::connect::connect(url, nats, options).await?)
+}
+
+/// The registry, following its bucket; none without JetStream when no durable jobs are asked.
+async fn open_registry(
+    js: &async_nats::jetstream::Context,
+    nats: &NatsSection,
+) -> anyhow::Result<Option<Arc<Registry>>> {
+    match Registry::open(js, nats.stream_replicas).await {
+        Ok(registry) => {
+            registry.follow();
+            Ok(Some(registry))
+        }
+        Err(error) if !nats.durable => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "no registry: jobs must carry their action"
+            );
+            Ok(None)
+        }
+        Err(error) => Err(error.context(
+            "the registry and durable jobs need JetStream: enable it on the server, or set \
+             nats.durable = false to serve request-reply alone",
+        )),
+    }
+}
+
+/// The NATS micro service with its endpoints `<prefix>.run` and `<prefix>.test`.
+async fn start_service(
+    client: &async_nats::Client,
+    prefix: &str,
+) -> anyhow::Result<(Service, Requests)> {
+    let service = client
+        .service_builder()
+        .description("Runs chatbot custom actions: API requests and sandboxed Python")
+        .queue_group("action-workers")
+        .start("action-worker", env!("CARGO_PKG_VERSION"))
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the NATS service: {e}"))?;
+    let mut endpoints = Vec::new();
+    for (name, test) in [("run", false), ("test", true)] {
+        let endpoint = service
+            .endpoint_builder()
+            .name(name)
+            .add(format!("{prefix}.{name}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot add endpoint {name}: {e}"))?;
+        endpoints.push(endpoint.map(move |request| (request, test)));
+    }
+    Ok((service, futures_util::stream::select_all(endpoints).boxed()))
+}
+
+/// The other worker processes (`runtime.processes`); how many.
+async fn spawn_children(
+    config: &Settings,
+    config_path: Option<&std::path::Path>,
+    url: &str,
+    status: &Status,
+) -> anyhow::Result<usize> {
+    if crate::processes::is_child() {
+        return Ok(0);
+    }
+    let others = crate::processes::count(config.runtime.processes) - 1;
+    if others > 0 {
+        let children = crate::processes::Children::spawn(others, config_path, url).await?;
+        let _ = status.children.set(Arc::new(children));
+    }
+    Ok(others)
+}
+
+fn serving_line(nats: &NatsSection, url: &str, durable: bool, others: usize) -> String {
+    let prefix = &nats.subject_prefix;
+    let durable_note = match durable {
+        true => format!(", durable jobs from {prefix}.jobs.>"),
+        false => String::new(),
+    };
+    let processes = match others {
+        0 => String::new(),
+        n => format!(" in {} processes", n + 1),
+    };
+    format!(
+        "action-worker: serving {prefix}.run and {prefix}.test on {url} (queue group action-workers){durable_note}{processes}"
+    )
+}
+
+/// A status line on stdout; a closed stdout (a supervisor that stopped reading) is no error.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
