@@ -29,4 +29,6 @@ pub use http::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 pub use job::{ActionRef, Job, JobError, MAX_JOB_ID_CHARS, is_valid_tenant};
 pub use load::{LoadError, load_action};
 pub use render::{RenderError, RenderedRequest, render};
-pub use result::{ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry};
+pub use result::{
+    ErrorInfo, ErrorKind, JobResult, LimitKind, Logs, Stats, Status, TraceEntry, millis,
+};

@@ -217,3 +217,8 @@ impl JobResult {
         }
     }
 }
+
+/// A duration in whole milliseconds, as results and traces report it (saturating).
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

@@ -219,7 +219,7 @@ impl Sandbox {
             Some(used) => self.after_job(used),
             None => self.refill(),
         }
-        outcome.stats.wall_ms = millis(start.elapsed());
+        outcome.stats.wall_ms = action_protocol::millis(start.elapsed());
         (outcome, host)
     }
 
@@ -408,7 +408,7 @@ fn arm(
     state.memory.limit = limits.memory_bytes;
     state.max_http_calls = limits.max_http_calls;
     state.http_calls = 0;
-    state.logs = crate::imports::logs::LogBuffer {
+    state.logs = crate::state::LogBuffer {
         limit: limits.log_bytes as usize,
         ..Default::default()
     };
@@ -458,8 +458,4 @@ fn retire((store, runtime, slot): Ready) -> tokio::task::JoinHandle<()> {
         drop((runtime, store));
         drop(slot);
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -8,12 +8,14 @@ use action_sandbox::SandboxConfig;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+mod access;
 mod admin;
 pub mod env;
 mod nats;
 mod runtime;
 mod services;
 
+pub use access::{Auth, NatsAccess, Tls};
 pub use admin::{AdminSection, LogFormat, LogSection};
 pub use nats::{NatsSection, Secret};
 pub use runtime::{LimitValues, LimitsConfig, RuntimeConfig};
@@ -121,6 +123,7 @@ impl WorkerConfig {
             egress: self.egress.egress_config()?,
             llm: self.llm.llm_config()?,
             admin: self.admin.address()?,
+            nats_access: NatsAccess::read(&self.nats)?,
             sections: self,
         })
     }
@@ -150,6 +153,8 @@ pub struct Settings {
     pub llm: Option<action_helpers::LlmConfig>,
     /// Where the admin port listens, if it does.
     pub admin: Option<std::net::SocketAddr>,
+    /// `[nats]`'s authentication and TLS, files and variables read.
+    pub nats_access: NatsAccess,
 }
 
 impl std::ops::Deref for Settings {

@@ -189,7 +189,7 @@ impl Executor {
         };
         let mut result = JobResult::empty(&job.id, &action.name, status, error);
         result.output = output;
-        result.stats.wall_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        result.stats.wall_ms = action_protocol::millis(started.elapsed());
         result.stats.http_calls = 1;
         result.trace = host.take_record().trace;
         result

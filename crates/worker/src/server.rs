@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::Status;
-use crate::config::{NatsSection, Settings};
+use crate::config::{NatsAccess, NatsSection, Settings};
 use crate::durable::{Durable, pull_loop};
 use crate::embedded::EmbeddedServer;
 use crate::execute::Executor;
@@ -79,7 +79,7 @@ impl Server {
         warm_up(&Pipeline::new(executor.clone(), None)).await?;
         status.warm.store(true, Ordering::Relaxed);
         let (embedded, url) = start_nats(&config.nats).await?;
-        let client = connect(&url, &config.nats).await?;
+        let client = connect(&url, &config.nats_access).await?;
         let _ = status.client.set(client.clone());
         let js = async_nats::jetstream::new(client.clone());
         let registry = open_registry(&js, &config.nats).await?;
@@ -301,9 +301,9 @@ async fn start_nats(nats: &NatsSection) -> anyhow::Result<(Option<EmbeddedServer
 
 /// Connects as `nats` says (credentials, TLS: [`crate::connect`]), logging disconnections and
 /// reconnections; the client reconnects on its own for as long as the worker runs.
-pub async fn connect(url: &str, nats: &NatsSection) -> anyhow::Result<async_nats::Client> {
+pub async fn connect(url: &str, access: &NatsAccess) -> anyhow::Result<async_nats::Client> {
     let options = async_nats::ConnectOptions::new().name("action-worker");
-    Ok(crate::connect::connect(url, nats, options).await?)
+    Ok(crate::connect::connect(url, access, options).await?)
 }
 
 /// The registry, following its bucket; none without JetStream when no durable jobs are asked.

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
 
 use crate::cli::submit::{ask_whether_it_runs, nats_url};
-use crate::config::WorkerConfig;
+use crate::config::Settings;
 use crate::connect::connect;
 use crate::registry::{self, BUCKET, Registry};
 
@@ -35,7 +35,7 @@ enum ActionsCommand {
     Rm { name: String },
 }
 
-pub fn main(config: &WorkerConfig, args: ActionsArgs) -> anyhow::Result<ExitCode> {
+pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
     if let Some(tenant) = &args.tenant
         && !is_valid_tenant(tenant)
     {
@@ -47,7 +47,7 @@ pub fn main(config: &WorkerConfig, args: ActionsArgs) -> anyhow::Result<ExitCode
         .build()?;
     runtime.block_on(async {
         let options = async_nats::ConnectOptions::new().name("action-worker actions");
-        let client = connect(&url, &config.nats, options)
+        let client = connect(&url, &config.nats_access, options)
             .await
             .map_err(ask_whether_it_runs)?;
         let js = async_nats::jetstream::new(client);

@@ -11,7 +11,7 @@ use async_nats::HeaderMap;
 use futures_util::StreamExt;
 
 use crate::cli::run::{RunArgs, build_job, job_for, print_result};
-use crate::config::WorkerConfig;
+use crate::config::{Settings, WorkerConfig};
 use crate::connect::{ConnectFailed, connect};
 use crate::durable::{JOBS_STREAM, RESULTS_STREAM, id_names_a_result};
 
@@ -75,7 +75,7 @@ fn build(args: &SubmitArgs) -> anyhow::Result<Job> {
     Ok(job)
 }
 
-pub fn main(config: &WorkerConfig, args: SubmitArgs) -> anyhow::Result<ExitCode> {
+pub fn main(config: &Settings, args: SubmitArgs) -> anyhow::Result<ExitCode> {
     let mut job = build(&args)?;
     let url = nats_url(config, args.url.as_deref());
     let wait = Duration::from_millis(config.limits.max.timeout_ms) + Duration::from_secs(5);
@@ -87,7 +87,7 @@ pub fn main(config: &WorkerConfig, args: SubmitArgs) -> anyhow::Result<ExitCode>
         let options = async_nats::ConnectOptions::new()
             .name("action-worker submit")
             .request_timeout(Some(wait));
-        let client = connect(&url, &config.nats, options)
+        let client = connect(&url, &config.nats_access, options)
             .await
             .map_err(ask_whether_it_runs)?;
         if args.durable {

@@ -38,7 +38,7 @@ pub struct NatsSection {
     /// On SIGTERM/SIGINT: how long in-flight jobs may take to finish before the worker exits
     /// and leaves them to redelivery.
     pub shutdown_grace_ms: u64,
-    // How the worker proves who it is: at most one of the four methods ([`crate::connect`]
+    // How the worker proves who it is: at most one of the four methods ([`super::access`]
     // checks the combinations). None: no authentication, as the embedded server wants.
     /// A `.creds` file (user JWT and NKey seed), as `nsc` writes it: decentralised auth.
     pub credentials_file: Option<PathBuf>,
@@ -154,7 +154,6 @@ impl NatsSection {
                 n.stream_replicas
             );
         }
-        crate::connect::check(n)?;
         Ok(())
     }
 }

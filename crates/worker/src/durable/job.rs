@@ -95,12 +95,7 @@ impl<'a> Delivery<'a> {
         sequence: u64,
     ) -> Self {
         let arrival = Arrival::new(Path::Durable, delivered);
-        let msg_id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.as_str().to_string())
-            .unwrap_or_default();
+        let msg_id = msg_id(message);
         let (encoding, decoded) = wire::decode(&message.payload, message.headers.as_ref());
         let reply_to = decoded.as_ref().ok().and_then(|job| job.reply_to.clone());
         let job = decoded.and_then(|job| checked(job, &durable.prefix));
@@ -319,6 +314,16 @@ fn checked(job: Job, prefix: &str) -> Result<Job, Undecoded> {
         ),
     };
     Err(Undecoded::Rejected(problem))
+}
+
+/// The message's `Nats-Msg-Id` (empty without one): the job id its publisher gave.
+pub(super) fn msg_id(message: &Message) -> String {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Nats-Msg-Id"))
+        .map(|v| v.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Gives a job back to JetStream for a later delivery (here or on another replica).

@@ -159,12 +159,7 @@ async fn handle(
     message: Message,
     slot: OwnedSemaphorePermit,
 ) {
-    let msg_id = message
-        .headers
-        .as_ref()
-        .and_then(|h| h.get("Nats-Msg-Id"))
-        .map(|v| v.as_str().to_string())
-        .unwrap_or_default();
+    let msg_id = super::job::msg_id(&message);
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
     // The stages of the job are guarded one by one; this catches a panic in the glue between
     // them (reading, storing and announcing results), and hands the job back for another try.

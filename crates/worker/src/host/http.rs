@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use action_egress::{CallOptions, mark_references};
-use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, TraceEntry};
+use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, TraceEntry, millis};
 
-use super::{JobHost, millis};
+use super::JobHost;
 
 /// `Idempotency-Key` for a call: the same job id and call index on every delivery of the job,
 /// so a redelivered job repeats its requests with the same keys.

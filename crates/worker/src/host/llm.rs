@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use action_helpers::{Question, Usage};
-use action_protocol::TraceEntry;
+use action_protocol::{TraceEntry, millis};
 
-use super::{JobHost, millis};
+use super::JobHost;
 
 impl JobHost {
     pub(super) async fn classify(

@@ -12,7 +12,7 @@ mod llm;
 mod sheets;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use action_egress::{Egress, SecretStore};
 use action_helpers::{Conversation, HeaderCache, LlmClient, SheetsClient};
@@ -88,11 +88,6 @@ impl JobHost {
     fn inject(&self, point: &str) {
         crate::guard::inject(point, self.scope.job_id.as_bytes());
     }
-}
-
-/// Milliseconds for a trace entry.
-fn millis(elapsed: Duration) -> u64 {
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ActionHost for JobHost {

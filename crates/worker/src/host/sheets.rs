@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use action_protocol::TraceEntry;
+use action_protocol::{TraceEntry, millis};
 
-use super::{JobHost, millis};
+use super::JobHost;
 
 impl JobHost {
     pub(super) async fn append_row(
