@@ -68,6 +68,9 @@ pub enum ErrorKind {
     Limit,
     /// The job was not accepted (status `rejected`).
     Rejected,
+    /// The job was not taken now: its tenant was over a quota, or no slot came free within
+    /// the queue deadline (status `rejected`; the caller may retry).
+    OverCapacity,
     /// An API action's upstream answered with a non-2xx status.
     HttpStatus,
     /// An API action's request failed before a response.

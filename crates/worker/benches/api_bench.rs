@@ -86,7 +86,7 @@ async fn main() {
         Egress::new(egress_config, Arc::new(SystemResolver)).unwrap(),
         LimitsConfig::default(),
     );
-    let pipeline = Arc::new(Pipeline::new(Arc::new(executor), None));
+    let pipeline = Arc::new(Pipeline::local(Arc::new(executor)));
     let action: ActionDefinition = serde_json::from_value(json!({
         "name": "checkProductStock", "type": "api", "description": "Stock.",
         "api": {"base_url": format!("http://{addr}"), "path": "/stock/$productId", "headers": {"x-api-key": "k"}}

@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tokio::sync::Semaphore;
 
 /// What `/readyz` and the slot gauges look at, filled in as `serve` starts.
 #[derive(Debug, Default)]
@@ -21,7 +20,7 @@ pub struct Status {
     pub warm: AtomicBool,
     pub stopping: AtomicBool,
     pub client: OnceLock<async_nats::Client>,
-    pub slots: OnceLock<(Arc<Semaphore>, usize)>,
+    pub scheduler: OnceLock<Arc<crate::scheduler::Scheduler>>,
     /// The other worker processes, whose readiness and metrics this port includes.
     pub children: OnceLock<Arc<crate::processes::Children>>,
 }
@@ -65,9 +64,9 @@ async fn readyz(State(status): State<Arc<Status>>) -> impl IntoResponse {
 
 async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
     let (total, free) = status
-        .slots
+        .scheduler
         .get()
-        .map(|(s, total)| (*total, s.available_permits()))
+        .map(|s| (s.slots(), s.free()))
         .unwrap_or((0, 0));
     let mut text = crate::metrics::global().render(total, free);
     if let Some(children) = status.children.get() {

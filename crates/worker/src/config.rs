@@ -14,12 +14,14 @@ pub mod env;
 mod nats;
 mod runtime;
 mod services;
+mod tenants;
 
 pub use access::{Auth, NatsAccess, Tls};
 pub use admin::{AdminSection, LogFormat, LogSection};
 pub use nats::{NatsSection, Secret};
 pub use runtime::{LimitValues, LimitsConfig, RuntimeConfig};
 pub use services::{EgressSection, LlmSection, SecretsSection, SheetsSection};
+pub use tenants::{Quota, TenantOverride, TenantPolicy, TenantsSection};
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +33,7 @@ pub struct WorkerConfig {
     pub llm: LlmSection,
     pub sheets: SheetsSection,
     pub nats: NatsSection,
+    pub tenants: TenantsSection,
     pub admin: AdminSection,
     pub log: LogSection,
 }
@@ -116,6 +119,7 @@ impl WorkerConfig {
     pub fn settings(self) -> anyhow::Result<Settings> {
         self.limits.validate()?;
         self.nats.validate()?;
+        self.tenants.validate()?;
         self.log.validate()?;
         self.runtime.validate()?;
         Ok(Settings {

@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod processes;
 pub mod registry;
 pub mod request_reply;
+pub mod scheduler;
 pub mod secrets;
 pub mod server;
 pub mod wire;

@@ -126,6 +126,10 @@ struct Inner {
     denials: Family,
     limits: Family,
     panics: Family,
+    tenant_jobs: Family,
+    tenant_fuel: Family,
+    tenant_waits: BTreeMap<String, Histogram>,
+    over_capacity: Family,
 }
 
 #[derive(Debug)]
@@ -148,6 +152,10 @@ pub fn global() -> &'static Metrics {
             denials: Family::default(),
             limits: Family::default(),
             panics: Family::default(),
+            tenant_jobs: Family::default(),
+            tenant_fuel: Family::default(),
+            tenant_waits: BTreeMap::new(),
+            over_capacity: Family::default(),
         }),
         redeliveries: AtomicU64::new(0),
         reannounced: AtomicU64::new(0),
@@ -201,6 +209,42 @@ impl Metrics {
                 .map_or("unknown", |l| l.as_str())
                 .to_string();
             inner.limits.add(vec![limit], 1);
+        }
+    }
+
+    /// A finished job of `tenant` (`None`: no tenant, shown as `-`), with the time it waited
+    /// for its slot when it got one.
+    pub fn tenant_job(&self, tenant: Option<&str>, result: &JobResult, waited: Option<Duration>) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let tenant = tenant.unwrap_or("-").to_string();
+        let status = status_label(result.status).to_string();
+        inner.tenant_jobs.add(vec![tenant.clone(), status], 1);
+        if result.stats.fuel_used > 0 {
+            inner
+                .tenant_fuel
+                .add(vec![tenant.clone()], result.stats.fuel_used);
+        }
+        if let Some(waited) = waited {
+            let waits = &mut inner.tenant_waits;
+            let key = if waits.contains_key(&tenant) || waits.len() < MAX_SERIES {
+                tenant
+            } else {
+                "other".to_string()
+            };
+            waits
+                .entry(key)
+                .or_insert_with(|| Histogram::new(SECONDS_BUCKETS))
+                .observe(waited.as_secs_f64());
+        }
+    }
+
+    /// A job of `tenant` refused over capacity (a quota, or no slot in time).
+    pub fn over_capacity(&self, tenant: Option<&str>) {
+        if let Ok(mut inner) = self.inner.lock() {
+            let tenant = tenant.unwrap_or("-").to_string();
+            inner.over_capacity.add(vec![tenant], 1);
         }
     }
 
@@ -302,6 +346,38 @@ impl Metrics {
             &["stage"],
             &inner.panics,
         );
+        counter(
+            &mut out,
+            "action_worker_tenant_jobs_total",
+            "Jobs finished, by tenant (- for none) and status.",
+            &["tenant", "status"],
+            &inner.tenant_jobs,
+        );
+        counter(
+            &mut out,
+            "action_worker_tenant_fuel_total",
+            "Fuel (CPU: about 7e9 a second) used by a tenant's Python jobs.",
+            &["tenant"],
+            &inner.tenant_fuel,
+        );
+        counter(
+            &mut out,
+            "action_worker_tenant_over_capacity_total",
+            "Jobs refused over capacity (a quota, or no slot within the queue deadline), by tenant; a durable one stays in the stream.",
+            &["tenant"],
+            &inner.over_capacity,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP action_worker_tenant_slot_wait_seconds Time a job waited for its slot, by tenant.\n# TYPE action_worker_tenant_slot_wait_seconds histogram"
+        );
+        for (tenant, histogram) in &inner.tenant_waits {
+            histogram.render(
+                &mut out,
+                "action_worker_tenant_slot_wait_seconds",
+                &labels(&["tenant"], std::slice::from_ref(tenant)),
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP action_worker_redeliveries_total Durable jobs received on a second or later delivery.\n# TYPE action_worker_redeliveries_total counter\naction_worker_redeliveries_total {}",

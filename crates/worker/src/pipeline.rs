@@ -1,13 +1,14 @@
 //! One job's way to its result, whichever transport brought it: **resolve** (its own action,
-//! or the registry's under its tenant) → **limits** → **run** ([`Executor`]) → **stamp**
-//! (`test`, `attempt`, `worker`) → **count** (metrics and the log line). Request-reply
+//! or the registry's under its tenant) → **admit** (a slot, in its tenant's turn:
+//! [`Scheduler`]) → **limits** → **run** ([`Executor`]) → **stamp** (`test`, `attempt`,
+//! `worker`) → **count** (metrics, per tenant too, and the log line). Request-reply
 //! ([`crate::serve`]) and durable jobs ([`crate::durable`]) are thin transports over it; so are
 //! `action-worker run` and the warm-up job. A job that is not run (it did not decode, is
 //! invalid, or ran out of attempts) gets its result from [`Pipeline::refuse`], stamped and
 //! counted the same way. Each step is guarded: a panic is the job's `failed` result.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use action_protocol::{
     ActionDefinition, ActionKind, ActionRef, ErrorInfo, ErrorKind, Job, JobResult, Status,
@@ -17,6 +18,8 @@ use crate::execute::Executor;
 use crate::guard::{self, Panicked, Stage};
 use crate::limits::effective_limits;
 use crate::registry::{Registry, ResolveError};
+use crate::scheduler::{Refused, Reserved, Scheduler, Slot};
+use tokio_util::sync::CancellationToken;
 
 /// The transport a job came by: the `path` label of its metrics. A local job (the CLI's
 /// `run`, the warm-up) is not counted.
@@ -37,7 +40,9 @@ impl Path {
     }
 }
 
-/// How a job arrived: by which path, its delivery (the first is 1), and when.
+/// How a job arrived: by which path, its delivery (the first is 1), and when. A
+/// request-reply job waits for its slot up to `tenants.queue_deadline_ms` from `started`; a
+/// durable one as long as it takes (it is in the stream), a local one not at all.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
     pub path: Path,
@@ -88,24 +93,75 @@ pub struct Pipeline {
     pub executor: Arc<Executor>,
     /// The actions by name (KV bucket `ACTIONS`), when the worker has JetStream.
     pub registry: Option<Arc<Registry>>,
+    /// The process's job slots, shared fairly among tenants.
+    pub scheduler: Arc<Scheduler>,
+    /// The server's one cancellation token: a durable job waiting for a slot is handed back
+    /// when it is cancelled.
+    pub stop: CancellationToken,
     /// `hostname:pid`, so a result says which replica ran it.
     pub worker_id: String,
 }
 
+/// What the run step gave: the kind of action (`none` when nothing ran), the result, and the
+/// time the job waited for its slot when it got one.
+struct Ran {
+    kind: &'static str,
+    result: JobResult,
+    waited: Option<Duration>,
+}
+
+impl Ran {
+    fn unrun(result: JobResult) -> Self {
+        Self {
+            kind: "none",
+            result,
+            waited: None,
+        }
+    }
+}
+
 impl Pipeline {
-    pub fn new(executor: Arc<Executor>, registry: Option<Arc<Registry>>) -> Self {
+    pub fn new(
+        executor: Arc<Executor>,
+        registry: Option<Arc<Registry>>,
+        scheduler: Arc<Scheduler>,
+    ) -> Self {
         Self {
             executor,
             registry,
+            scheduler,
+            stop: CancellationToken::new(),
             worker_id: worker_id(),
         }
     }
 
-    /// The result of a decoded, valid job: resolve → limits → run → stamp → count.
+    /// A pipeline for local jobs (the CLI's `run`, the warm-up): no registry, one slot.
+    pub fn local(executor: Arc<Executor>) -> Self {
+        let scheduler = Scheduler::new(1, crate::config::TenantsSection::default());
+        Self::new(executor, None, scheduler)
+    }
+
+    /// The result of a decoded, valid job: resolve → admit → limits → run → stamp → count.
     pub async fn run(&self, job: &Job, arrival: Arrival) -> JobResult {
-        let (kind, result) = self.resolve_and_run(job, arrival.attempt).await;
-        let result = self.stamp(result, job.test, arrival.attempt);
-        self.count(kind, &result, arrival);
+        self.run_in(job, arrival, None).await
+    }
+
+    /// [`Self::run`] in a slot reserved for the job before it was known (the durable path).
+    pub async fn run_in(
+        &self,
+        job: &Job,
+        arrival: Arrival,
+        reserved: Option<Reserved>,
+    ) -> JobResult {
+        let ran = self.resolve_and_run(job, arrival, reserved).await;
+        let result = self.stamp(ran.result, job.test, arrival.attempt);
+        self.count(
+            ran.kind,
+            &result,
+            job.tenant.as_deref(),
+            ran.waited,
+            arrival,
+        );
         result
     }
 
@@ -135,7 +191,7 @@ impl Pipeline {
             error = result.error.as_ref().map(|e| e.message.as_str()).unwrap_or_default(),
             "job not run"
         );
-        self.count("none", &result, arrival);
+        self.count("none", &result, None, None, arrival);
         result
     }
 
@@ -147,23 +203,45 @@ impl Pipeline {
         result
     }
 
-    /// The job in the metrics (`kind`: `python`, `api`, or `none` when nothing ran).
-    fn count(&self, kind: &'static str, result: &JobResult, arrival: Arrival) {
+    /// The job in the metrics (`kind`: `python`, `api`, or `none` when nothing ran), by
+    /// path and by tenant. A durable job refused over capacity is not counted as a job: it
+    /// stays in the stream, to be run later.
+    fn count(
+        &self,
+        kind: &'static str,
+        result: &JobResult,
+        tenant: Option<&str>,
+        waited: Option<Duration>,
+        arrival: Arrival,
+    ) {
         tracing::debug!(
             status = ?result.status,
             wall_ms = result.stats.wall_ms,
             fuel = result.stats.fuel_used,
             "job finished"
         );
+        let metrics = crate::metrics::global();
+        if is_over_capacity(result) {
+            metrics.over_capacity(tenant);
+            if arrival.path == Path::Durable {
+                return;
+            }
+        }
         if arrival.path != Path::Local {
             let elapsed = arrival.started.elapsed();
-            crate::metrics::global().job(arrival.path.as_str(), kind, result, elapsed);
+            metrics.job(arrival.path.as_str(), kind, result, elapsed);
+            metrics.tenant_job(tenant, result, waited);
         }
     }
 
     /// The job's action and its unstamped result, each step guarded: a panic while
     /// resolving or running is the job's `failed` result, never a job left unanswered.
-    async fn resolve_and_run(&self, job: &Job, attempt: u32) -> (&'static str, JobResult) {
+    async fn resolve_and_run(
+        &self,
+        job: &Job,
+        arrival: Arrival,
+        reserved: Option<Reserved>,
+    ) -> Ran {
         let resolved = guard::guarded(Stage::Resolve, async {
             guard::inject("resolve", job.id.as_bytes());
             self.resolve(job).await
@@ -171,20 +249,60 @@ impl Pipeline {
         .await;
         let action = match resolved {
             Ok(Ok(action)) => action,
-            Ok(Err(result)) => return ("none", result),
-            Err(panicked) => return ("none", guard::failed(&job.id, job.action.name(), panicked)),
+            Ok(Err(result)) => return Ran::unrun(result),
+            Err(panicked) => {
+                return Ran::unrun(guard::failed(&job.id, job.action.name(), panicked));
+            }
+        };
+        let slot = match self.admit(job, &action.name, arrival, reserved).await {
+            Ok(slot) => slot,
+            Err(refused) => return Ran::unrun(over_capacity(job, &action.name, refused)),
         };
         let ran = guard::guarded(Stage::Run, async {
             guard::inject("run", job.id.as_bytes());
-            self.execute(job, &action, attempt).await
+            self.execute(job, &action, arrival.attempt).await
         })
         .await;
+        let waited = slot.as_ref().map(|slot| slot.waited);
+        drop(slot);
         let kind = match action.kind {
             ActionKind::Python => "python",
             ActionKind::Api => "api",
         };
         let result = ran.unwrap_or_else(|panicked| guard::failed(&job.id, &action.name, panicked));
-        (kind, result)
+        Ran {
+            kind,
+            result,
+            waited,
+        }
+    }
+
+    /// The admit step: a slot in the job's tenant's turn (none for a local job), or the one
+    /// reserved for it.
+    async fn admit(
+        &self,
+        job: &Job,
+        action: &str,
+        arrival: Arrival,
+        reserved: Option<Reserved>,
+    ) -> Result<Option<Slot>, Refused> {
+        let tenant = job.tenant.as_deref();
+        if let Some(reserved) = reserved {
+            return Ok(Some(self.scheduler.claim(reserved, tenant, action)));
+        }
+        let (deadline, stop) = match arrival.path {
+            Path::Local => return Ok(None),
+            Path::RequestReply => {
+                let wait = Duration::from_millis(self.scheduler.config().queue_deadline_ms);
+                (Some(arrival.started + wait), CancellationToken::new())
+            }
+            Path::Durable => (None, self.stop.clone()),
+        };
+        let slot = self
+            .scheduler
+            .admit(tenant, action, deadline, &stop)
+            .await?;
+        Ok(Some(slot))
     }
 
     /// The limits and run steps.
@@ -229,6 +347,29 @@ impl Pipeline {
             )),
         }
     }
+}
+
+/// The result of a job refused a slot: `rejected`, `error.kind = "over_capacity"`.
+fn over_capacity(job: &Job, action: &str, refused: Refused) -> JobResult {
+    let message = match refused {
+        Refused::OverCapacity { message, .. } => message,
+        Refused::Stopping => "over capacity: the worker is stopping".to_string(),
+    };
+    JobResult::empty(
+        &job.id,
+        action,
+        Status::Rejected,
+        Some(ErrorInfo::new(ErrorKind::OverCapacity, message)),
+    )
+}
+
+/// Whether `result` is a refusal over capacity.
+pub fn is_over_capacity(result: &JobResult) -> bool {
+    result.status == Status::Rejected
+        && result
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::OverCapacity)
 }
 
 /// A job's action: carried by the job, or from the registry.

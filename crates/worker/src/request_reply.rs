@@ -7,20 +7,15 @@ use std::sync::Arc;
 use action_protocol::{Job, JobResult};
 use async_nats::HeaderMap;
 use async_nats::service::Request;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use crate::pipeline::{Arrival, Path, Refusal, Unrun};
 use crate::wire::{self, Undecoded};
 use crate::worker::Worker;
 
-/// Answers one request; `force_test`: it came on `<prefix>.test`.
-pub async fn handle(
-    worker: Arc<Worker>,
-    request: Request,
-    force_test: bool,
-    _slot: OwnedSemaphorePermit,
-) {
+/// Answers one request; `force_test`: it came on `<prefix>.test`. The job waits for its slot
+/// in the pipeline, in its tenant's turn.
+pub async fn handle(worker: Arc<Worker>, request: Request, force_test: bool) {
     let arrival = Arrival::new(Path::RequestReply, 1);
     let (encoding, job) = wire::decode(&request.message.payload, request.message.headers.as_ref());
     let (job_id, action) = match &job {

@@ -4,9 +4,10 @@
 //! - Durable jobs from stream `ACTIONS_JOBS` ([`crate::durable`]).
 //! - Actions by name from the registry, KV bucket `ACTIONS` ([`crate::registry`]).
 //!
-//! Both transports share `nats.max_concurrent_jobs` slots and one [`Pipeline`]. Request-reply
-//! requests beyond the slots wait in the client library's buffer; the durable path pulls only
-//! as many jobs as slots are free.
+//! Both transports share one [`Pipeline`], whose scheduler holds the `nats.max_concurrent_jobs`
+//! slots and shares them fairly among tenants ([`crate::scheduler`]). A request-reply job
+//! waits there for its slot up to `tenants.queue_deadline_ms`; the durable path pulls only as
+//! many jobs as slots are free.
 //!
 //! [`Server::start`] sets everything up; [`Server::run`] takes jobs until its one
 //! cancellation token is cancelled (SIGTERM, SIGINT, or a child's parent gone: one listener,
@@ -24,7 +25,6 @@ use async_nats::service::{Request, Service, ServiceExt};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -36,6 +36,7 @@ use crate::execute::Executor;
 use crate::pipeline::{Arrival, Path, Pipeline};
 use crate::registry::Registry;
 use crate::request_reply;
+use crate::scheduler::Scheduler;
 use crate::worker::Worker;
 
 /// A request and whether it came on `<prefix>.test`.
@@ -56,8 +57,6 @@ pub struct Server {
     /// Taken when the endpoints are unsubscribed.
     service: Option<Service>,
     requests: Requests,
-    /// A request taken from the subscription when the stop came, still to be run.
-    in_hand: Option<(Request, bool)>,
     durable: Option<Arc<Durable>>,
     puller: Option<JoinHandle<()>>,
     /// The one cancellation source: cancelled by [`listen_for_stop`].
@@ -76,30 +75,28 @@ impl Server {
         let status = Arc::new(Status::default());
         start_admin(config, &status).await?;
         let executor = load_executor(config).await?;
-        warm_up(&Pipeline::new(executor.clone(), None)).await?;
+        warm_up(&Pipeline::local(executor.clone())).await?;
         status.warm.store(true, Ordering::Relaxed);
         let (embedded, url) = start_nats(&config.nats).await?;
         let client = connect(&url, &config.nats_access).await?;
         let _ = status.client.set(client.clone());
         let js = async_nats::jetstream::new(client.clone());
         let registry = open_registry(&js, &config.nats).await?;
-        let pipeline = Arc::new(Pipeline::new(executor, registry));
+        let scheduler = Scheduler::new(config.nats.max_concurrent_jobs, config.tenants.clone());
+        let _ = status.scheduler.set(scheduler.clone());
+        let stop = CancellationToken::new();
+        let mut pipeline = Pipeline::new(executor, registry, scheduler);
+        pipeline.stop = stop.clone();
         let durable = match config.nats.durable {
             true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),
             false => None,
         };
-        let slots = Arc::new(Semaphore::new(config.nats.max_concurrent_jobs));
-        let _ = status
-            .slots
-            .set((slots.clone(), config.nats.max_concurrent_jobs));
         let worker = Arc::new(Worker {
-            pipeline,
+            pipeline: Arc::new(pipeline),
             client: client.clone(),
-            slots,
         });
         let (service, requests) = start_service(&client, &config.nats.subject_prefix).await?;
         let others = spawn_children(config, config_path, &url, &status).await?;
-        let stop = CancellationToken::new();
         listen_for_stop(stop.clone())?;
         // The endpoints' subscriptions reach the server before anyone is told to send: a
         // client that starts on the "serving" line must not meet "no responders".
@@ -114,7 +111,6 @@ impl Server {
             worker,
             service: Some(service),
             requests,
-            in_hand: None,
             durable,
             puller: None,
             stop,
@@ -122,31 +118,24 @@ impl Server {
         })
     }
 
-    /// Takes jobs until the stop: every wait, for a request or for a slot, also waits for it.
+    /// Takes jobs until the stop. Each request is handed to its own task at once: it waits
+    /// for its slot in the pipeline, in its tenant's turn, so that a flood of one tenant's
+    /// requests does not stand in front of another's.
     pub async fn run(&mut self) -> anyhow::Result<()> {
         self.puller = self.durable.as_ref().map(|durable| {
             let pull = pull_loop(self.worker.clone(), durable.clone(), self.stop.clone());
             tokio::spawn(pull)
         });
-        let slots = self.worker.slots.clone();
         loop {
             let next = tokio::select! {
                 next = self.requests.next() => next,
                 _ = self.stop.cancelled() => return Ok(()),
             };
-            let Some(request) = next else {
+            let Some((request, force_test)) = next else {
                 return Ok(());
             };
-            let permit = tokio::select! {
-                permit = slots.clone().acquire_owned() => permit.context("the job slots closed")?,
-                _ = self.stop.cancelled() => {
-                    self.in_hand = Some(request);
-                    return Ok(());
-                }
-            };
-            let (request, force_test) = request;
             let worker = self.worker.clone();
-            tokio::spawn(request_reply::handle(worker, request, force_test, permit));
+            tokio::spawn(request_reply::handle(worker, request, force_test));
         }
     }
 
@@ -185,39 +174,23 @@ impl Server {
 
     /// Runs the requests delivered before the endpoints were unsubscribed, until `until`.
     async fn run_delivered(&mut self, until: tokio::time::Instant) {
-        let slots = self.worker.slots.clone();
-        loop {
-            let next = match self.in_hand.take() {
-                Some(request) => Some(request),
-                None => tokio::time::timeout_at(until, self.requests.next())
-                    .await
-                    .ok()
-                    .flatten(),
-            };
-            let Some((request, force_test)) = next else {
-                return;
-            };
-            let Ok(Ok(permit)) =
-                tokio::time::timeout_at(until, slots.clone().acquire_owned()).await
-            else {
-                return;
-            };
+        while let Ok(Some((request, force_test))) =
+            tokio::time::timeout_at(until, self.requests.next()).await
+        {
             let worker = self.worker.clone();
-            tokio::spawn(request_reply::handle(worker, request, force_test, permit));
+            tokio::spawn(request_reply::handle(worker, request, force_test));
         }
     }
 
     /// Waits up to `grace` for every slot to be free again: no job running.
     async fn wait_for_running(&mut self, grace: Duration) {
         self.requests = futures_util::stream::empty().boxed();
-        let slots = &self.worker.slots;
-        let everything = u32::try_from(self.nats.max_concurrent_jobs).unwrap_or(u32::MAX);
-        match tokio::time::timeout(grace, slots.acquire_many(everything)).await {
-            Ok(_) => say("action-worker: stopped".to_string()),
-            Err(_) => say(format!(
-                "action-worker: stopped after {} ms with {} jobs still running; durable ones will be redelivered",
+        let scheduler = &self.worker.pipeline.scheduler;
+        match scheduler.idle(grace).await {
+            0 => say("action-worker: stopped".to_string()),
+            busy => say(format!(
+                "action-worker: stopped after {} ms with {busy} jobs still running; durable ones will be redelivered",
                 grace.as_millis(),
-                everything as usize - slots.available_permits()
             )),
         }
     }

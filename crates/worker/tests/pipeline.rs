@@ -9,10 +9,11 @@ use std::sync::Arc;
 use action_egress::{Egress, EgressConfig, SystemResolver};
 use action_protocol::{Job, JobResult, Status};
 use action_sandbox::{Sandbox, SandboxConfig};
-use action_worker::config::LimitsConfig;
+use action_worker::config::{LimitsConfig, TenantsSection};
 use action_worker::execute::Executor;
 use action_worker::guard::{Panicked, Stage};
 use action_worker::pipeline::{Arrival, Path, Pipeline, Refusal, Unrun};
+use action_worker::scheduler::Scheduler;
 use serde_json::json;
 
 fn pipeline() -> Pipeline {
@@ -29,7 +30,8 @@ fn pipeline() -> Pipeline {
         Egress::new(egress, Arc::new(SystemResolver)).unwrap(),
         LimitsConfig::default(),
     );
-    let mut pipeline = Pipeline::new(Arc::new(executor), None);
+    let scheduler = Scheduler::new(4, TenantsSection::default());
+    let mut pipeline = Pipeline::new(Arc::new(executor), None, scheduler);
     pipeline.worker_id = "stamp-test:1".into();
     pipeline
 }

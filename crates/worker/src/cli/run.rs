@@ -121,7 +121,7 @@ pub fn main(config: &Settings, args: RunArgs) -> anyhow::Result<ExitCode> {
     let result = runtime.block_on(async {
         // One job: nothing to prepare ahead.
         let executor = Executor::from_config(config, Some(0))?;
-        let mut pipeline = Pipeline::new(Arc::new(executor), None);
+        let mut pipeline = Pipeline::local(Arc::new(executor));
         pipeline.worker_id = "local".into();
         // The same pipeline as `serve`: a panic is a failed result, printed like any other.
         anyhow::Ok(pipeline.run(&job, Arrival::new(Path::Local, 1)).await)

@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
+use crate::scheduler::Reserved;
 use action_protocol::{Encoding, Job, JobResult, Status};
 use async_nats::HeaderMap;
 use async_nats::jetstream::Message;
 use async_nats::jetstream::message::AckKind;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::rules::{self, Facts, Intake, Lookup, Outcome, Step, Storing};
 use super::{Durable, Stored, id_names_a_result, results_subject};
 use crate::guard::{self, Panicked, Stage};
-use crate::pipeline::{Arrival, Path, Refusal, Unrun};
+use crate::pipeline::{Arrival, Path, Refusal, Unrun, is_over_capacity};
 use crate::wire::{self, Undecoded};
 use crate::worker::Worker;
 
@@ -36,13 +36,15 @@ struct Delivery<'a> {
     stored: Option<Stored>,
     /// The panic of the last store, for the stand-in's message.
     panicked: Option<Panicked>,
+    /// The slot taken for the message as it arrived, if one was free.
+    slot: Option<Reserved>,
 }
 
 pub(super) async fn handle_job(
     worker: &Worker,
     durable: &Durable,
     message: &Message,
-    _slot: OwnedSemaphorePermit,
+    slot: Option<Reserved>,
 ) {
     let (delivered, sequence) = match message.info() {
         Ok(info) => (
@@ -58,6 +60,7 @@ pub(super) async fn handle_job(
     // From here until the job is acked or handed back, JetStream hears that it is in hand.
     let _progress = super::pull::Progress::start(message, durable.ack_wait);
     let mut delivery = Delivery::open(worker, durable, message, delivered, sequence);
+    delivery.slot = slot;
     let intake = match delivery.job {
         Ok(_) => Intake::Runnable,
         Err(_) => Intake::Unrunnable,
@@ -114,11 +117,13 @@ impl<'a> Delivery<'a> {
             result: None,
             stored: None,
             panicked: None,
+            slot: None,
         }
     }
 
     fn outcome(&mut self, result: JobResult) -> Outcome {
         let outcome = match result.status {
+            _ if is_over_capacity(&result) => Outcome::Deferred,
             Status::Failed => Outcome::Failed,
             _ => Outcome::Other,
         };
@@ -192,7 +197,8 @@ impl<'a> Delivery<'a> {
         let Ok(job) = &self.job else {
             return Outcome::Failed;
         };
-        let result = self.worker.pipeline.run(job, self.arrival).await;
+        let slot = self.slot.take();
+        let result = self.worker.pipeline.run_in(job, self.arrival, slot).await;
         self.outcome(result)
     }
 

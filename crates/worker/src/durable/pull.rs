@@ -8,12 +8,12 @@ use std::time::Duration;
 use async_nats::jetstream::Message;
 use async_nats::jetstream::message::AckKind;
 use futures_util::StreamExt;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Durable, PULL_EXPIRES};
 use crate::guard::{self, Stage};
+use crate::scheduler::Reserved;
 use crate::worker::Worker;
 
 /// Sends progress acks for `message` every third of `ack_wait` until dropped (a panic or a
@@ -51,15 +51,12 @@ pub async fn pull_loop(worker: Arc<Worker>, durable: Arc<Durable>, stop: Cancell
             return;
         }
         // Wait for a free slot without keeping it: request-reply jobs may take it meanwhile,
-        // and a message that finds no slot waits for one (at most `wanted` of them).
-        tokio::select! {
-            permit = worker.slots.acquire() => match permit {
-                Ok(permit) => drop(permit),
-                Err(_) => return,
-            },
-            _ = stop.cancelled() => return,
-        };
-        let wanted = worker.slots.available_permits().clamp(1, 256);
+        // and a message that finds no slot waits for one in the pipeline (at most `wanted`).
+        let scheduler = &worker.pipeline.scheduler;
+        if !scheduler.wait_free(&stop).await {
+            return;
+        }
+        let wanted = scheduler.free().clamp(1, 256);
         let batch = durable
             .jobs
             .batch()
@@ -106,44 +103,13 @@ pub async fn pull_loop(worker: Arc<Worker>, durable: Arc<Durable>, stop: Cancell
                 let _ = message.ack_with(AckKind::Nak(None)).await;
                 continue;
             }
-            match worker.slots.clone().try_acquire_owned() {
-                Ok(permit) => {
-                    tokio::spawn(handle(worker.clone(), durable.clone(), message, permit));
-                }
-                // Request-reply jobs took the slots since the pull: wait for one in the
-                // background, keeping the message ours, or hand it back if the worker stops.
-                Err(_) => {
-                    tokio::spawn(wait_for_slot(
-                        worker.clone(),
-                        durable.clone(),
-                        message,
-                        stop.clone(),
-                    ));
-                }
-            }
+            // The slot is taken as the message arrives; without one (request-reply jobs took
+            // them since the pull), the job waits for one in the pipeline, in its turn.
+            let slot = worker.pipeline.scheduler.reserve();
+            tokio::spawn(handle(worker.clone(), durable.clone(), message, slot));
         }
         if stopping {
             return;
-        }
-    }
-}
-
-async fn wait_for_slot(
-    worker: Arc<Worker>,
-    durable: Arc<Durable>,
-    message: Message,
-    stop: CancellationToken,
-) {
-    let progress = Progress::start(&message, durable.ack_wait);
-    let permit = tokio::select! {
-        permit = worker.slots.clone().acquire_owned() => permit.ok(),
-        _ = stop.cancelled() => None,
-    };
-    drop(progress);
-    match permit {
-        Some(permit) => handle(worker, durable, message, permit).await,
-        None => {
-            let _ = message.ack_with(AckKind::Nak(None)).await;
         }
     }
 }
@@ -157,7 +123,7 @@ async fn handle(
     worker: Arc<Worker>,
     durable: Arc<Durable>,
     message: Message,
-    slot: OwnedSemaphorePermit,
+    slot: Option<Reserved>,
 ) {
     let msg_id = super::job::msg_id(&message);
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");

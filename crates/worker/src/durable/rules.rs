@@ -11,7 +11,8 @@
 //! - A delivery past `max_attempts` is not run: the job ends `failed` (the consumer's
 //!   `max_deliver` is `max_attempts + 1`, so that this last delivery exists).
 //! - A `failed` result (the worker's fault, not the action's) is handed back while attempts
-//!   remain; any other result is stored.
+//!   remain; a job refused a slot (the worker stopping) is handed back; any other result is
+//!   stored.
 //! - A stored result is announced and the message acked (terminated past `max_attempts`).
 //!   A store that stays unavailable hands the job back. A store that panics hands it back
 //!   while attempts remain; on the last, the `failed` stand-in is stored in its place.
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub const AFTER_FAILED_RUN: Duration = Duration::from_millis(500);
 /// When the results stream cannot be read.
 pub const AFTER_UNREADABLE_STORE: Duration = Duration::from_secs(1);
+/// When a job got no slot (the worker is stopping).
+pub const AFTER_DEFERRED: Duration = Duration::from_secs(1);
 /// When a result cannot be stored.
 pub const AFTER_STORE_TROUBLE: Duration = Duration::from_secs(5);
 
@@ -42,10 +45,12 @@ pub enum Lookup {
     Unreadable,
 }
 
-/// The result in hand: `failed` (the worker's fault) or any other.
+/// The result in hand: `failed` (the worker's fault), no run for want of a slot, or any
+/// other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Failed,
+    Deferred,
     Other,
 }
 
@@ -132,6 +137,7 @@ pub fn next(facts: &Facts) -> Step {
             Outcome::Failed if !facts.stand_in && facts.attempts_remain() => {
                 Step::HandBack(AFTER_FAILED_RUN)
             }
+            Outcome::Deferred => Step::HandBack(AFTER_DEFERRED),
             _ => Step::Store,
         };
     }
@@ -151,7 +157,7 @@ pub fn next(facts: &Facts) -> Step {
 mod tests {
     use super::*;
     use Intake::{Runnable, Unrunnable};
-    use Outcome::{Failed, Other};
+    use Outcome::{Deferred, Failed, Other};
     use Step::*;
 
     const MAX: u32 = 3;
@@ -239,6 +245,23 @@ mod tests {
             ),
             row(MAX, Runnable, Some(Absent), Some(Failed), None, Store),
             row(MAX + 1, Runnable, Some(Absent), Some(Failed), None, Store),
+            // No slot (the worker stopping): back to the stream, never stored.
+            row(
+                1,
+                Runnable,
+                Some(Absent),
+                Some(Deferred),
+                None,
+                HandBack(AFTER_DEFERRED),
+            ),
+            row(
+                MAX,
+                Runnable,
+                Some(Absent),
+                Some(Deferred),
+                None,
+                HandBack(AFTER_DEFERRED),
+            ),
             // Storing.
             row(1, Runnable, Some(Absent), Some(Other), Some(Stored), finish),
             row(
@@ -320,7 +343,7 @@ mod tests {
     #[test]
     fn every_delivery_ends() {
         let lookups = [Lookup::Found, Lookup::Absent, Lookup::Unreadable];
-        let outcomes = [Failed, Other];
+        let outcomes = [Failed, Deferred, Other];
         let storings = [Storing::Stored, Storing::Unavailable, Storing::Panicked];
         for delivered in 1..=MAX + 1 {
             for intake in [Runnable, Unrunnable] {
