@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod bench;
 pub mod nats;
 
 /// The repository root: from the directory of the package whose test is running, as cargo

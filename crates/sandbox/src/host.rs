@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub use action_protocol::ConversationReply;
@@ -66,6 +67,22 @@ pub trait ActionHost: Send {
     fn take_record(&mut self) -> HostRecord {
         HostRecord::default()
     }
+
+    /// How the job takes turns on the CPU with other jobs. The default: none (the guest
+    /// yields to the executor once a slice and goes on).
+    fn cpu_turns(&self) -> Option<Arc<dyn CpuTurns>> {
+        None
+    }
+}
+
+/// Turns on the CPU for computing jobs. A guest yields after every slice of its CPU
+/// ([`crate::YIELD_FUEL`] of fuel, about 5 ms); with turns, the sandbox then awaits
+/// [`CpuTurns::next_turn`], and the guest goes on when that future resolves: the host
+/// decides which of the waiting jobs continues first. The job's deadline still applies while
+/// it waits.
+pub trait CpuTurns: Send + Sync {
+    /// The job has used one more slice; resolves when it may go on.
+    fn next_turn(&self) -> BoxFuture<'static, ()>;
 }
 
 /// What a host gathered during a job, for its result: a trace entry per outside call, and

@@ -24,6 +24,8 @@ mod state;
 pub use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 pub use config::{JobLimits, SandboxConfig};
 pub use error::SandboxError;
-pub use host::{ActionHost, BoxFuture, ConversationCall, ConversationReply, HostRecord, NoNetwork};
+pub use host::{
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, HostRecord, NoNetwork,
+};
 pub use outcome::RunOutcome;
-pub use sandbox::{PythonJob, Sandbox};
+pub use sandbox::{PythonJob, Sandbox, YIELD_FUEL};

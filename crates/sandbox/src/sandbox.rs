@@ -24,7 +24,7 @@ use crate::state::{JobState, LimitTrap};
 
 /// Fuel between a computing guest's yields to the executor (~5 ms of CPU): each yield lets
 /// other jobs on the thread run and is where the job's deadline is looked at.
-const YIELD_FUEL: u64 = JobLimits::FUEL_PER_SECOND / 200;
+pub const YIELD_FUEL: u64 = JobLimits::FUEL_PER_SECOND / 200;
 
 fn setup(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Setup(format!("{e:#}"))
@@ -425,6 +425,9 @@ fn arm(
     }
     store.set_fuel(limits.fuel)?;
     store.fuel_async_yield_interval(Some(YIELD_FUEL))?;
+    if let Some(turns) = store.data().host.cpu_turns() {
+        store.fuel_async_yield_hook(Some(Box::new(move || turns.next_turn())));
+    }
     Ok(())
 }
 

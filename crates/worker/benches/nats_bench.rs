@@ -11,17 +11,13 @@
 //! comparisons in one sitting.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
 
-use action_worker_tests::repo_root as root;
+use action_worker_tests::bench::ReleaseWorker;
 
 async fn measure(
     client: &async_nats::Client,
@@ -145,20 +141,6 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let root = root();
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("target"));
-    // WORKER_BIN: another build of the worker, to compare two side by side in one sitting.
-    let binary = std::env::var_os("WORKER_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target.join("release/action-worker"));
-    assert!(
-        binary.exists(),
-        "{} is missing: run `make build`",
-        binary.display()
-    );
-
     let app = Router::new().route(
         "/stock/{id}",
         get(|| async { axum::Json(json!({"inStock": true})) }),
@@ -168,41 +150,8 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("worker.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[runtime]\ncomponent = \"{}\"\ncache_dir = \"{}\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[egress]\nallow_private_cidrs = [\"127.0.0.1/32\"]\n\
-             [nats]\nserver_binary = \"{}\"\ndata_dir = \"{}\"\nembedded_port = 0\nmax_concurrent_jobs = 64\n",
-            root.join("build/action-runtime.wasm").display(),
-            root.join("data/cache").display(),
-            root.join(".venv/bin/nats-server").display(),
-            dir.path().join("nats").display()
-        ),
-    )
-    .unwrap();
-    let mut worker = Command::new(&binary)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(worker.stdout.take().unwrap()).lines();
-    let mut url = String::new();
-    let mut admin = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(rest) = line.strip_prefix("action-worker: started a local nats-server at ") {
-            url = rest.split_whitespace().next().unwrap().to_string();
-        }
-        if let Some(rest) = line.strip_prefix("action-worker: admin on ") {
-            admin = rest.split_whitespace().next().unwrap().to_string();
-        }
-        if line.contains("serving actions.run") {
-            break;
-        }
-    }
+    let worker = ReleaseWorker::start(dir.path(), "max_concurrent_jobs = 64", "").await;
+    let (url, admin) = (worker.url.clone(), worker.admin.clone());
     let client = async_nats::connect(&url).await.unwrap();
     let python = json!({"id": "b", "action": {"name": "trivial", "type": "python",
         "python": {"code": "def execute_action(context):\n    return {'ok': True}\n"}}});
@@ -210,7 +159,7 @@ async fn main() {
         "api": {"base_url": format!("http://{upstream}"), "path": "/stock/$id"}}, "args": {"id": "SKU-1"}});
     let http = json!({"id": "b", "action": {"name": "fetch", "type": "python",
         "python": {"code": format!("import requests\ndef execute_action(context):\n    return requests.get('http://{upstream}/stock/1').json()\n")}}});
-    let pid = worker.id().unwrap();
+    let pid = worker.pid();
     let js = async_nats::jetstream::new(client.clone());
     let only = std::env::var("ONLY").unwrap_or_default();
     for (label, job) in [
@@ -243,9 +192,5 @@ async fn main() {
             cpu64 * 1e3,
         );
     }
-    let pid = pid.to_string();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    let _ = tokio::time::timeout(Duration::from_secs(5), worker.wait()).await;
+    worker.stop().await;
 }

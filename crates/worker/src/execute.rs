@@ -14,6 +14,7 @@ use action_sandbox::{ActionHost, JobLimits, PythonJob, Sandbox};
 use serde_json::{Value, json};
 
 use crate::config::LimitsConfig;
+use crate::cpu::CpuGate;
 use crate::guard::{self, Stage};
 use crate::host::{JobHost, JobScope, Services};
 
@@ -22,6 +23,8 @@ pub struct Executor {
     pub sandbox: Sandbox,
     pub services: Services,
     pub limits: LimitsConfig,
+    /// Turns on the CPU for computing jobs, fair among tenants.
+    pub cpu: Arc<CpuGate>,
 }
 
 impl Executor {
@@ -51,6 +54,7 @@ impl Executor {
             sandbox: Sandbox::new(sandbox_config)?,
             services,
             limits: settings.limits.clone(),
+            cpu: CpuGate::new(cpu_turns(settings.runtime.processes)),
         })
     }
 
@@ -66,6 +70,7 @@ impl Executor {
                 sheets: None,
             },
             limits,
+            cpu: CpuGate::new(cpu_turns(1)),
         }
     }
 
@@ -99,7 +104,11 @@ impl Executor {
             action_helpers::Conversation::from_snapshot(c, &job.id, job.test)
                 .limit_effects(max_effects)
         });
-        let host = self.host(job, action).with_conversation(conversation);
+        let turns = self.cpu.turns(job.tenant.as_deref());
+        let host = self
+            .host(job, action)
+            .with_conversation(conversation)
+            .with_turns(Some(turns.clone()));
         let job_spec = PythonJob {
             action: &action.name,
             source,
@@ -107,6 +116,7 @@ impl Executor {
             limits,
         };
         let (outcome, mut host) = self.sandbox.run(job_spec, Box::new(host)).await;
+        turns.finish();
         if let Some(call) = outcome.host_panic {
             // Caught by the sandbox at the call; counted and logged as every panic is.
             guard::note(Stage::HostCall(call));
@@ -194,6 +204,14 @@ impl Executor {
         result.trace = host.take_record().trace;
         result
     }
+}
+
+/// Turns on the CPU of one process: its share of the machine's cores (`processes` worker
+/// processes share them; 0 is one per core).
+fn cpu_turns(processes: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let processes = crate::processes::count(processes).max(1);
+    (cores / processes).max(1)
 }
 
 /// A response body as the action's output: JSON where it parses, else text.

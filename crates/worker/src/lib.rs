@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod connect;
+pub mod cpu;
 pub mod durable;
 pub mod embedded;
 pub mod execute;

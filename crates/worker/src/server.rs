@@ -27,6 +27,7 @@ use futures_util::stream::BoxStream;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::admin::Status;
 use crate::config::{NatsAccess, NatsSection, Settings};
@@ -94,6 +95,7 @@ impl Server {
         let worker = Arc::new(Worker {
             pipeline: Arc::new(pipeline),
             client: client.clone(),
+            jobs: TaskTracker::new(),
         });
         let (service, requests) = start_service(&client, &config.nats.subject_prefix).await?;
         let others = spawn_children(config, config_path, &url, &status).await?;
@@ -135,7 +137,8 @@ impl Server {
                 return Ok(());
             };
             let worker = self.worker.clone();
-            tokio::spawn(request_reply::handle(worker, request, force_test));
+            let job = request_reply::handle(worker, request, force_test);
+            self.worker.jobs.spawn(job);
         }
     }
 
@@ -178,19 +181,23 @@ impl Server {
             tokio::time::timeout_at(until, self.requests.next()).await
         {
             let worker = self.worker.clone();
-            tokio::spawn(request_reply::handle(worker, request, force_test));
+            let job = request_reply::handle(worker, request, force_test);
+            self.worker.jobs.spawn(job);
         }
     }
 
-    /// Waits up to `grace` for every slot to be free again: no job running.
+    /// Waits up to `grace` for every job in hand to be answered (a durable one stored and
+    /// acked).
     async fn wait_for_running(&mut self, grace: Duration) {
         self.requests = futures_util::stream::empty().boxed();
-        let scheduler = &self.worker.pipeline.scheduler;
-        match scheduler.idle(grace).await {
-            0 => say("action-worker: stopped".to_string()),
-            busy => say(format!(
-                "action-worker: stopped after {} ms with {busy} jobs still running; durable ones will be redelivered",
+        let jobs = &self.worker.jobs;
+        jobs.close();
+        match tokio::time::timeout(grace, jobs.wait()).await {
+            Ok(()) => say("action-worker: stopped".to_string()),
+            Err(_) => say(format!(
+                "action-worker: stopped after {} ms with {} jobs still running; durable ones will be redelivered",
                 grace.as_millis(),
+                jobs.len()
             )),
         }
     }

@@ -106,7 +106,8 @@ pub async fn pull_loop(worker: Arc<Worker>, durable: Arc<Durable>, stop: Cancell
             // The slot is taken as the message arrives; without one (request-reply jobs took
             // them since the pull), the job waits for one in the pipeline, in its turn.
             let slot = worker.pipeline.scheduler.reserve();
-            tokio::spawn(handle(worker.clone(), durable.clone(), message, slot));
+            let job = handle(worker.clone(), durable.clone(), message, slot);
+            worker.jobs.spawn(job);
         }
         if stopping {
             return;

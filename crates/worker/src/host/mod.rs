@@ -17,7 +17,11 @@ use std::time::Instant;
 use action_egress::{Egress, SecretStore};
 use action_helpers::{Conversation, HeaderCache, LlmClient, SheetsClient};
 use action_protocol::{HttpError, HttpRequest, HttpResponse, TraceEntry};
-use action_sandbox::{ActionHost, BoxFuture, ConversationCall, ConversationReply, HostRecord};
+use action_sandbox::{
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, HostRecord,
+};
+
+use crate::cpu::Turns;
 
 pub use http::idempotency_key;
 
@@ -50,6 +54,8 @@ pub struct JobHost {
     /// Trace entries a job may make (`limits.max_trace_entries`): a call past them is refused.
     max_trace: usize,
     conversation: Option<Conversation>,
+    /// The job's turns on the CPU, shared fairly among tenants ([`crate::cpu`]).
+    turns: Option<Arc<Turns>>,
 }
 
 impl JobHost {
@@ -64,7 +70,13 @@ impl JobHost {
             trace: Vec::new(),
             max_trace,
             conversation: None,
+            turns: None,
         }
+    }
+
+    pub fn with_turns(mut self, turns: Option<Arc<Turns>>) -> Self {
+        self.turns = turns;
+        self
     }
 
     pub fn with_conversation(mut self, conversation: Option<Conversation>) -> Self {
@@ -120,6 +132,10 @@ impl ActionHost for JobHost {
 
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
         self.converse(call)
+    }
+
+    fn cpu_turns(&self) -> Option<Arc<dyn CpuTurns>> {
+        self.turns.clone().map(|turns| turns as Arc<dyn CpuTurns>)
     }
 
     fn take_record(&mut self) -> HostRecord {
