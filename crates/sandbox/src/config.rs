@@ -82,6 +82,9 @@ pub struct SandboxConfig {
     pub script_cache_entries: usize,
     /// Longest script source accepted, in bytes.
     pub max_source_bytes: usize,
+    /// Fuel between a computing guest's yields (its CPU slice): where other jobs get the
+    /// thread, where the job's deadline is looked at, and where a host's CPU turns apply.
+    pub yield_fuel: u64,
 }
 
 impl SandboxConfig {
@@ -98,6 +101,7 @@ impl SandboxConfig {
             max_wasm_stack: 1 << 20,
             script_cache_entries: 1024,
             max_source_bytes: 1 << 20,
+            yield_fuel: crate::sandbox::YIELD_FUEL,
         }
     }
 }

@@ -22,8 +22,9 @@ use crate::outcome::{self, RunOutcome};
 use crate::scripts::{ScriptCache, script_key};
 use crate::state::{JobState, LimitTrap};
 
-/// Fuel between a computing guest's yields to the executor (~5 ms of CPU): each yield lets
-/// other jobs on the thread run and is where the job's deadline is looked at.
+/// Fuel between a computing guest's yields to the executor by default
+/// (`SandboxConfig::yield_fuel`, ~5 ms of CPU): each yield lets other jobs on the thread run
+/// and is where the job's deadline is looked at.
 pub const YIELD_FUEL: u64 = JobLimits::FUEL_PER_SECOND / 200;
 
 fn setup(e: impl std::fmt::Display) -> SandboxError {
@@ -283,7 +284,8 @@ impl Sandbox {
                 return (outcome, None, host);
             }
         };
-        if let Err(e) = arm(&mut store, &limits, host, deadline) {
+        let yield_fuel = self.inner.config.yield_fuel;
+        if let Err(e) = arm(&mut store, &limits, host, deadline, yield_fuel) {
             let host = take_host(&mut store);
             return (
                 outcome::from_trap(&e, &limits),
@@ -347,8 +349,15 @@ impl Sandbox {
         limits: &JobLimits,
         deadline: Instant,
     ) -> Result<Arc<[u8]>, RunOutcome> {
-        arm(store, limits, Box::new(crate::host::NoNetwork), deadline)
-            .map_err(|e| outcome::from_trap(&e, limits))?;
+        let yield_fuel = self.inner.config.yield_fuel;
+        arm(
+            store,
+            limits,
+            Box::new(crate::host::NoNetwork),
+            deadline,
+            yield_fuel,
+        )
+        .map_err(|e| outcome::from_trap(&e, limits))?;
         let call = until_deadline(
             deadline,
             runtime.call_compile(&mut *store, filename, source),
@@ -401,6 +410,7 @@ fn arm(
     limits: &JobLimits,
     host: Box<dyn ActionHost>,
     deadline: Instant,
+    yield_fuel: u64,
 ) -> wasmtime::Result<()> {
     let state = store.data_mut();
     state.host = host;
@@ -424,7 +434,7 @@ fn arm(
         .into());
     }
     store.set_fuel(limits.fuel)?;
-    store.fuel_async_yield_interval(Some(YIELD_FUEL))?;
+    store.fuel_async_yield_interval(Some(yield_fuel.max(1)))?;
     if let Some(turns) = store.data().host.cpu_turns() {
         store.fuel_async_yield_hook(Some(Box::new(move || turns.next_turn())));
     }

@@ -142,6 +142,8 @@ impl WorkerConfig {
         config.keep_resident_bytes =
             usize::try_from(r.keep_resident_mb << 20).unwrap_or(usize::MAX);
         config.max_wasm_stack = usize::try_from(r.max_wasm_stack_kb << 10).unwrap_or(1 << 20);
+        config.yield_fuel =
+            r.cpu_slice_us * (action_sandbox::JobLimits::FUEL_PER_SECOND / 1_000_000);
         config
     }
 }
