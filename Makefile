@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-alternatives runtime venv clean precompile wasmtime
+.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-fairness bench-alternatives runtime venv clean precompile wasmtime
 
 all: build
 
@@ -71,14 +71,18 @@ test: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace
 
 # Every benchmark, in one run (docs/benchmarks.md): the sandbox in process, the worker over
-# NATS, and the worker against a process-per-job and an unisolated runner. Release profile.
-bench: bench-sandbox bench-nats bench-alternatives
+# NATS, fair shares among tenants, and the worker against a process-per-job and an unisolated
+# runner. Release profile.
+bench: bench-sandbox bench-nats bench-fairness bench-alternatives
 
 bench-sandbox: $(RUNTIME) $(WASMTIME)
 	cargo bench --locked -p action-sandbox --bench sandbox_bench
 
 bench-nats: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo bench --locked -p action-worker --bench nats_bench
+
+bench-fairness: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo bench --locked -p action-worker --bench fairness_bench
 
 # Its own Cargo workspace and target directory (bench/alternatives/README.md); it creates
 # bench/alternatives/.venv (pinned requests) for the two Python runners on its first run.

@@ -108,6 +108,16 @@ pub async fn run_script(
     (value, stdout)
 }
 
+/// The Prometheus text of an admin port (`http://host:port`).
+pub async fn scrape(admin: &str) -> String {
+    reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Serves `app` on `bind` (`127.0.0.1:0` for any port) until the test ends.
 pub async fn serve(app: axum::Router, bind: &str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind(bind).await.unwrap();

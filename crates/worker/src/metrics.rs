@@ -282,12 +282,6 @@ impl Metrics {
         let Ok(inner) = self.inner.lock() else {
             return out;
         };
-        let counter = |out: &mut String, name: &str, help: &str, names: &[&str], f: &Family| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-            for (values, n) in &f.series {
-                let _ = writeln!(out, "{name}{{{}}} {n}", labels(names, values));
-            }
-        };
         counter(
             &mut out,
             "action_worker_jobs_total",
@@ -346,38 +340,7 @@ impl Metrics {
             &["stage"],
             &inner.panics,
         );
-        counter(
-            &mut out,
-            "action_worker_tenant_jobs_total",
-            "Jobs finished, by tenant (- for none) and status.",
-            &["tenant", "status"],
-            &inner.tenant_jobs,
-        );
-        counter(
-            &mut out,
-            "action_worker_tenant_fuel_total",
-            "Fuel (CPU: about 7e9 a second) used by a tenant's Python jobs.",
-            &["tenant"],
-            &inner.tenant_fuel,
-        );
-        counter(
-            &mut out,
-            "action_worker_tenant_over_capacity_total",
-            "Jobs refused over capacity (a quota, or no slot within the queue deadline), by tenant; a durable one stays in the stream.",
-            &["tenant"],
-            &inner.over_capacity,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP action_worker_tenant_slot_wait_seconds Time a job waited for its slot, by tenant.\n# TYPE action_worker_tenant_slot_wait_seconds histogram"
-        );
-        for (tenant, histogram) in &inner.tenant_waits {
-            histogram.render(
-                &mut out,
-                "action_worker_tenant_slot_wait_seconds",
-                &labels(&["tenant"], std::slice::from_ref(tenant)),
-            );
-        }
+        render_tenants(&mut out, &inner);
         let _ = writeln!(
             out,
             "# HELP action_worker_redeliveries_total Durable jobs received on a second or later delivery.\n# TYPE action_worker_redeliveries_total counter\naction_worker_redeliveries_total {}",
@@ -398,6 +361,50 @@ impl Metrics {
             "# HELP action_worker_job_slots_free Free job slots (nats.max_concurrent_jobs minus in flight).\n# TYPE action_worker_job_slots_free gauge\naction_worker_job_slots_free {slots_free}"
         );
         out
+    }
+}
+
+/// A counter family in the text format.
+fn counter(out: &mut String, name: &str, help: &str, names: &[&str], family: &Family) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (values, n) in &family.series {
+        let _ = writeln!(out, "{name}{{{}}} {n}", labels(names, values));
+    }
+}
+
+/// The per-tenant series.
+fn render_tenants(out: &mut String, inner: &Inner) {
+    counter(
+        out,
+        "action_worker_tenant_jobs_total",
+        "Jobs finished, by tenant (- for none) and status.",
+        &["tenant", "status"],
+        &inner.tenant_jobs,
+    );
+    counter(
+        out,
+        "action_worker_tenant_fuel_total",
+        "Fuel (CPU: about 7e9 a second) used by a tenant's Python jobs.",
+        &["tenant"],
+        &inner.tenant_fuel,
+    );
+    counter(
+        out,
+        "action_worker_tenant_over_capacity_total",
+        "Jobs refused over capacity (a quota, no slot within the queue deadline; a durable job handed back as the worker stops), by tenant.",
+        &["tenant"],
+        &inner.over_capacity,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP action_worker_tenant_slot_wait_seconds Time a job waited for its slot, by tenant.\n# TYPE action_worker_tenant_slot_wait_seconds histogram"
+    );
+    for (tenant, histogram) in &inner.tenant_waits {
+        histogram.render(
+            out,
+            "action_worker_tenant_slot_wait_seconds",
+            &labels(&["tenant"], std::slice::from_ref(tenant)),
+        );
     }
 }
 

@@ -428,12 +428,7 @@ async fn a_job_of_a_killed_worker_is_redelivered_and_has_one_result() {
         "{result}"
     );
     assert_ne!(second.pid(), first_pid);
-    let scrape = reqwest::get(format!("{}/metrics", second.admin.clone().unwrap()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = common::scrape(&second.admin.clone().unwrap()).await;
     assert!(
         scrape.contains("\naction_worker_redeliveries_total 1\n"),
         "{scrape}"

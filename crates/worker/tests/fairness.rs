@@ -133,13 +133,7 @@ async fn quotas_refuse_over_capacity_with_the_documented_error() {
     assert_eq!(other["status"], "ok", "{other}");
 
     // The refusals are counted per tenant.
-    let admin = worker.admin.clone().unwrap();
-    let metrics = reqwest::get(format!("{admin}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::scrape(&worker.admin.clone().unwrap()).await;
     assert!(
         metrics.contains("action_worker_tenant_over_capacity_total{tenant=\"capped\"} 2"),
         "{metrics}"

@@ -129,12 +129,7 @@ async fn a_panic_at_any_stage_of_a_request_reply_job_is_a_failed_answer() {
     for result in futures_util::future::join_all(jobs).await {
         assert_eq!(result["status"], "ok", "{result}");
     }
-    let scrape = reqwest::get(format!("{admin}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = common::scrape(&admin).await;
     for (stage, n) in [
         ("decode", 1),
         ("resolve", 1),

@@ -1,0 +1,243 @@
+//! The scheduler's rules, without NATS: turns, weights, shares, quotas, the queue.
+use super::*;
+use crate::config::TenantOverride;
+
+fn section(text: &str) -> TenantsSection {
+    toml::from_str(text).unwrap()
+}
+
+fn later(ms: u64) -> Option<Instant> {
+    Some(Instant::now() + Duration::from_millis(ms))
+}
+
+/// Starts a job of `tenant` that waits for its slot; the slot comes back on the channel.
+fn waiter(
+    scheduler: &Arc<Scheduler>,
+    tenant: &'static str,
+    started: tokio::sync::mpsc::UnboundedSender<(&'static str, Slot)>,
+) -> tokio::task::JoinHandle<()> {
+    let scheduler = scheduler.clone();
+    tokio::spawn(async move {
+        let stop = CancellationToken::new();
+        let slot = scheduler
+            .admit(Some(tenant), "a", None, &stop)
+            .await
+            .unwrap();
+        let _ = started.send((tenant, slot));
+    })
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_waiting_tenant_is_served_before_a_flood_that_came_first() {
+    let scheduler = Scheduler::new(2, section("max_share = 1.0"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for _ in 0..10 {
+        waiter(&scheduler, "noisy", tx.clone());
+        settle().await;
+    }
+    waiter(&scheduler, "quiet", tx.clone());
+    settle().await;
+    // Two noisy jobs hold the slots; eight noisy jobs and the quiet one wait.
+    let mut held = vec![rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+    assert!(held.iter().all(|(t, _)| *t == "noisy"));
+    assert_eq!(scheduler.queued(), 9);
+    // The first slot freed goes to the quiet tenant, in its turn.
+    held.pop();
+    settle().await;
+    assert_eq!(rx.recv().await.unwrap().0, "quiet");
+    held.pop();
+    settle().await;
+    assert_eq!(rx.recv().await.unwrap().0, "noisy");
+}
+
+#[tokio::test]
+async fn weights_give_slots_in_proportion() {
+    let mut config = section("max_share = 1.0");
+    config.overrides.insert(
+        "heavy".into(),
+        TenantOverride {
+            weight: Some(3),
+            ..TenantOverride::default()
+        },
+    );
+    let scheduler = Scheduler::new(1, config);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let blocker = scheduler.reserve().unwrap();
+    for _ in 0..8 {
+        waiter(&scheduler, "heavy", tx.clone());
+        waiter(&scheduler, "light", tx.clone());
+    }
+    settle().await;
+    drop(blocker);
+    let mut order = vec![];
+    for _ in 0..8 {
+        let (tenant, slot) = rx.recv().await.unwrap();
+        order.push(tenant);
+        drop(slot);
+        settle().await;
+    }
+    let heavy = order.iter().filter(|t| **t == "heavy").count();
+    assert_eq!(heavy, 6, "3 heavy to 1 light: {order:?}");
+}
+
+#[tokio::test]
+async fn one_tenant_leaves_headroom_and_a_lone_tenant_still_runs() {
+    let scheduler = Scheduler::new(16, TenantsSection::default());
+    let stop = CancellationToken::new();
+    let mut slots = vec![];
+    for _ in 0..14 {
+        slots.push(
+            scheduler
+                .admit(Some("bulk"), "a", later(1000), &stop)
+                .await
+                .unwrap(),
+        );
+    }
+    // The fifteenth waits: two slots are kept for other tenants.
+    let refused = scheduler.admit(Some("bulk"), "a", later(30), &stop).await;
+    let Err(Refused::OverCapacity { message, .. }) = refused else {
+        panic!("{:?}", refused.is_ok());
+    };
+    assert!(
+        message.contains("tenant bulk has 14 jobs running"),
+        "{message}"
+    );
+    // Another tenant starts at once.
+    let quick = scheduler
+        .admit(Some("live"), "a", later(1), &stop)
+        .await
+        .unwrap();
+    assert!(quick.waited < Duration::from_millis(50));
+    assert_eq!(scheduler.free(), 1);
+}
+
+#[tokio::test]
+async fn quotas_bound_a_tenant_and_an_action() {
+    let config = section(
+        "max_share = 1.0\n[overrides.acme]\nmax_in_flight = 2\n[actions.\"acme.slow\"]\nmax_in_flight = 1\n",
+    );
+    let scheduler = Scheduler::new(8, config);
+    let stop = CancellationToken::new();
+    let slow = scheduler
+        .admit(Some("acme"), "slow", later(10), &stop)
+        .await
+        .unwrap();
+    let refused = scheduler
+        .admit(Some("acme"), "slow", later(20), &stop)
+        .await;
+    let Err(Refused::OverCapacity { message, .. }) = refused else {
+        panic!("the action's quota");
+    };
+    assert!(message.contains("action slow of tenant acme"), "{message}");
+    let other = scheduler
+        .admit(Some("acme"), "fast", later(10), &stop)
+        .await
+        .unwrap();
+    assert!(
+        scheduler
+            .admit(Some("acme"), "fast", later(20), &stop)
+            .await
+            .is_err()
+    );
+    // Other tenants are not held back by acme's quota.
+    let free = scheduler.admit(Some("zen"), "fast", later(10), &stop).await;
+    assert!(free.is_ok());
+    drop((slow, other));
+    assert!(
+        scheduler
+            .admit(Some("acme"), "slow", later(10), &stop)
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn a_rate_quota_spaces_starts_and_refuses_past_the_deadline() {
+    let scheduler = Scheduler::new(8, section("jobs_per_second = 2.0"));
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    // A burst of one second's worth starts at once, the next waits its turn.
+    drop(
+        scheduler
+            .admit(Some("t"), "a", later(2000), &stop)
+            .await
+            .unwrap(),
+    );
+    drop(
+        scheduler
+            .admit(Some("t"), "a", later(2000), &stop)
+            .await
+            .unwrap(),
+    );
+    assert!(started.elapsed() < Duration::from_millis(100));
+    drop(
+        scheduler
+            .admit(Some("t"), "a", later(2000), &stop)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    let refused = scheduler.admit(Some("t"), "a", later(10), &stop).await;
+    let Err(Refused::OverCapacity {
+        message,
+        retry_after,
+    }) = refused
+    else {
+        panic!("over the rate");
+    };
+    assert!(message.contains("may start 2 jobs per second"), "{message}");
+    assert!(retry_after > Duration::ZERO);
+    // Without a deadline (a durable job) a wait is refused, not taken.
+    assert!(scheduler.admit(Some("t"), "a", None, &stop).await.is_err());
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once_and_a_given_up_wait_leaves_no_trace() {
+    let scheduler = Scheduler::new(1, section("max_queued = 1"));
+    let stop = CancellationToken::new();
+    let held = scheduler.admit(None, "a", None, &stop).await.unwrap();
+    let waiting = {
+        let scheduler = scheduler.clone();
+        tokio::spawn(async move {
+            let stop = CancellationToken::new();
+            scheduler.admit(Some("b"), "a", None, &stop).await.map(drop)
+        })
+    };
+    settle().await;
+    let refused = scheduler.admit(Some("c"), "a", later(1000), &stop).await;
+    let Err(Refused::OverCapacity { message, .. }) = refused else {
+        panic!("a full queue");
+    };
+    assert!(message.contains("max_queued"), "{message}");
+    waiting.abort();
+    settle().await;
+    assert_eq!(scheduler.queued(), 0);
+    drop(held);
+    assert_eq!(scheduler.free(), 1);
+}
+
+#[tokio::test]
+async fn reserved_slots_are_claimed_or_given_back_and_stop_ends_a_wait() {
+    let scheduler = Scheduler::new(1, TenantsSection::default());
+    let reserved = scheduler.reserve().unwrap();
+    assert!(scheduler.reserve().is_none());
+    drop(reserved);
+    let slot = scheduler.claim(scheduler.reserve().unwrap(), Some("x"), "a");
+    assert_eq!(scheduler.free(), 0);
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let stopped = scheduler.admit(Some("y"), "a", None, &stop).await;
+    assert_eq!(stopped.err(), Some(Refused::Stopping));
+    drop(slot);
+    assert_eq!(scheduler.free(), 1);
+}
