@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -21,6 +22,8 @@ pub struct Status {
     pub stopping: AtomicBool,
     pub client: OnceLock<async_nats::Client>,
     pub scheduler: OnceLock<Arc<crate::scheduler::Scheduler>>,
+    /// The durable streams, when the worker takes durable jobs (the queue depth by tenant).
+    pub durable: OnceLock<Arc<crate::durable::Durable>>,
     /// The other worker processes, whose readiness and metrics this port includes.
     pub children: OnceLock<Arc<crate::processes::Children>>,
 }
@@ -73,6 +76,17 @@ async fn metrics(State(status): State<Arc<Status>>) -> impl IntoResponse {
         let mut texts = vec![text];
         texts.extend(children.metrics().await);
         text = crate::processes::merge(&texts);
+    }
+    // The stream's depth is the same seen from every process: the first one says it.
+    if let Some(durable) = status.durable.get()
+        && !crate::processes::is_child()
+    {
+        let pending = tokio::time::timeout(Duration::from_secs(2), durable.pending_by_tenant());
+        match pending.await {
+            Ok(Ok(pending)) => text.push_str(&crate::metrics::render_pending(&pending)),
+            Ok(Err(error)) => tracing::debug!(%error, "cannot read the durable queue depth"),
+            Err(_) => tracing::debug!("the durable queue depth took over 2 s"),
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

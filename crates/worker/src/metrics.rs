@@ -372,6 +372,26 @@ fn counter(out: &mut String, name: &str, help: &str, names: &[&str], family: &Fa
     }
 }
 
+/// `action_worker_durable_pending{tenant}`: jobs in `ACTIONS_JOBS` by tenant (at most
+/// [`MAX_SERIES`] tenants, the rest under `other`).
+pub fn render_pending(pending: &BTreeMap<String, u64>) -> String {
+    let mut family = Family::default();
+    for (tenant, n) in pending {
+        family.add(vec![tenant.clone()], *n);
+    }
+    let mut out = String::from(
+        "# HELP action_worker_durable_pending Durable jobs in the stream ACTIONS_JOBS (waiting, or delivered and not yet acked), by tenant: the first token after <prefix>.jobs.\n# TYPE action_worker_durable_pending gauge\n",
+    );
+    for (values, n) in &family.series {
+        let _ = writeln!(
+            out,
+            "action_worker_durable_pending{{{}}} {n}",
+            labels(&["tenant"], values)
+        );
+    }
+    out
+}
+
 /// The per-tenant series.
 fn render_tenants(out: &mut String, inner: &Inner) {
     counter(

@@ -92,6 +92,9 @@ impl Server {
             true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),
             false => None,
         };
+        if let Some(durable) = &durable {
+            let _ = status.durable.set(durable.clone());
+        }
         let worker = Arc::new(Worker {
             pipeline: Arc::new(pipeline),
             client: client.clone(),

@@ -144,3 +144,67 @@ async fn quotas_refuse_over_capacity_with_the_documented_error() {
     );
     worker.terminate().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_durable_queue_depth_is_shown_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let url = nats.url.clone();
+    let extra = format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 1\n");
+    let worker = Worker::start(dir.path(), &extra).await;
+    let admin = worker.admin.clone().unwrap();
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let inbox = client.new_inbox();
+    let mut results =
+        futures_util::StreamExt::boxed(client.subscribe(inbox.clone()).await.unwrap());
+    let code = "import time\ndef execute_action(c):\n    time.sleep(0.3)\n    return 1\n";
+    for (tenant, n) in [("bulk", 4), ("tiny", 1)] {
+        for i in 0..n {
+            let id = format!("{tenant}-{i}");
+            let job = json!({"id": id, "tenant": tenant, "reply_to": inbox,
+                "action": {"name": "nap", "type": "python", "python": {"code": code}}});
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id.as_str());
+            js.publish_with_headers(
+                format!("actions.jobs.{tenant}"),
+                headers,
+                job.to_string().into(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        }
+    }
+    // One runs at a time: the backlog is there to see, by tenant.
+    let metrics = common::scrape(&admin).await;
+    let depth = |tenant: &str| {
+        metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "action_worker_durable_pending{{tenant=\"{tenant}\"}} "
+                ))
+            })
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    assert!(depth("bulk").is_some_and(|n| n >= 3), "{metrics}");
+    assert_eq!(depth("tiny"), Some(1), "{metrics}");
+    for _ in 0..5 {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            futures_util::StreamExt::next(&mut results),
+        )
+        .await
+        .unwrap();
+    }
+    // Every job acked: nothing waits.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = common::scrape(&admin).await;
+    assert!(
+        !metrics.contains("action_worker_durable_pending{tenant=\"bulk\"}"),
+        "{metrics}"
+    );
+    worker.terminate().await;
+}

@@ -28,6 +28,7 @@ pub mod rules;
 
 pub use pull::pull_loop;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use action_protocol::{Encoding, JobResult};
@@ -74,6 +75,8 @@ pub fn results_subject(prefix: &str, id: Option<&str>, sequence: u64) -> String 
 
 /// The streams and the consumer, created if absent. What exists is used as it is.
 pub struct Durable {
+    /// `ACTIONS_JOBS`.
+    pub stream: stream::Stream,
     pub jobs: PullConsumer,
     pub results: stream::Stream,
     pub js: jetstream::Context,
@@ -81,6 +84,16 @@ pub struct Durable {
     pub ack_wait: Duration,
     /// Deliveries that are run (the consumer's `max_deliver` minus one).
     pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("prefix", &self.prefix)
+            .field("ack_wait", &self.ack_wait)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Durable {
@@ -149,6 +162,7 @@ impl Durable {
             );
         }
         Ok(Self {
+            stream: jobs_stream,
             jobs,
             results,
             js: js.clone(),
@@ -156,6 +170,25 @@ impl Durable {
             ack_wait,
             max_attempts,
         })
+    }
+
+    /// The jobs in `ACTIONS_JOBS` (waiting, or delivered and not yet acked) by tenant: the
+    /// first token after `<prefix>.jobs.` of their subject (`default` is what `submit` uses
+    /// for jobs without a tenant).
+    pub async fn pending_by_tenant(&self) -> anyhow::Result<BTreeMap<String, u64>> {
+        use futures_util::TryStreamExt;
+        let filter = format!("{}.jobs.>", self.prefix);
+        let head = format!("{}.jobs.", self.prefix);
+        let mut subjects = self.stream.info_with_subjects(&filter).await?;
+        let mut pending = BTreeMap::new();
+        while let Some((subject, count)) = subjects.try_next().await? {
+            let tenant = subject
+                .strip_prefix(&head)
+                .and_then(|rest| rest.split('.').next())
+                .unwrap_or("-");
+            *pending.entry(tenant.to_string()).or_insert(0) += count as u64;
+        }
+        Ok(pending)
     }
 
     /// The stored result of `subject`, if any, with its encoding.
