@@ -180,107 +180,86 @@ impl Egress {
         started: Instant,
         carried: &mut Vec<CarriedSecret>,
     ) -> Result<HttpResponse, HttpError> {
-        let Prepared {
-            mut method,
-            mut url,
-            mut headers,
-            mut body,
-        } = prepare(&request, options.secrets, &self.config.user_agent, carried)?;
+        let mut hop = prepare(&request, options.secrets, &self.config.user_agent, carried)?;
         let mut redirects = 0;
         loop {
-            self.check_url(&url, options.allowed_hosts)?;
-            let mut builder = self.client.request(method.clone(), url.clone());
-            for (name, value) in &headers {
+            self.check_url(&hop.url, options.allowed_hosts)?;
+            let mut builder = self.client.request(hop.method.clone(), hop.url.clone());
+            for (name, value) in &hop.headers {
                 builder = builder.header(name, value);
             }
-            if let Some(bytes) = &body {
+            if let Some(bytes) = &hop.body {
                 builder = builder.body(bytes.clone());
             }
-            let mut response = builder.send().await.map_err(|e| classify(&url, &e))?;
+            let response = builder.send().await.map_err(|e| classify(&hop.url, &e))?;
             let status = response.status();
             let location = response
                 .headers()
                 .get(LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
-            if request.follow_redirects && status.is_redirection() && location.is_some() {
-                let location = location.unwrap_or_default();
-                let next = url
-                    .join(&location)
-                    .map_err(|e| invalid(format!("redirect to {location:?}: {e}")))?;
-                if redirects >= self.config.max_redirects {
-                    return Err(HttpError::new(
-                        HttpErrorKind::TooManyRedirects,
-                        format!(
-                            "Exceeded {} redirects (the last to {next})",
-                            self.config.max_redirects
-                        ),
-                    ));
+            match location {
+                Some(location) if request.follow_redirects && status.is_redirection() => {
+                    let next = hop
+                        .url
+                        .join(&location)
+                        .map_err(|e| invalid(format!("redirect to {location:?}: {e}")))?;
+                    if redirects >= self.config.max_redirects {
+                        return Err(HttpError::new(
+                            HttpErrorKind::TooManyRedirects,
+                            format!(
+                                "Exceeded {} redirects (the last to {next})",
+                                self.config.max_redirects
+                            ),
+                        ));
+                    }
+                    redirects += 1;
+                    redirect(&mut hop, status, next, carried)?;
                 }
-                redirects += 1;
-                let next_host = next.host_str().unwrap_or("");
-                if next.host_str() != url.host_str()
-                    && let Some(secret) = carried.iter().find(|s| !s.allows(next_host))
-                {
-                    return Err(HttpError::denied(
-                        "secret",
-                        format!(
-                            "egress denied: a redirect to {next_host} would carry secret {}, which is bound to {}",
-                            secret.name,
-                            secret.hosts.join(", ")
-                        ),
-                    ));
-                }
-                if status == StatusCode::SEE_OTHER
-                    || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
-                        && method == Method::POST)
-                {
-                    method = Method::GET;
-                    body = None;
-                    headers.retain(|(n, _)| n != CONTENT_TYPE && n != CONTENT_LENGTH);
-                }
-                if next.host_str() != url.host_str()
-                    || next.port_or_known_default() != url.port_or_known_default()
-                {
-                    // Credentials were meant for the first host, not wherever it points.
-                    headers.retain(|(n, _)| {
-                        n != AUTHORIZATION && n != COOKIE && n.as_str() != "proxy-authorization"
-                    });
-                }
-                url = next;
-                continue;
+                _ => return self.answer(response, &hop.url, started, carried).await,
             }
-            let cap = self.config.max_response_bytes;
-            if response.content_length().is_some_and(|n| n > cap) {
-                return Err(too_large(&url, cap));
-            }
-            let mut bytes = Vec::new();
-            while let Some(chunk) = response.chunk().await.map_err(|e| classify(&url, &e))? {
-                if bytes.len() as u64 + chunk.len() as u64 > cap {
-                    return Err(too_large(&url, cap));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            // Redacted as bytes, then read as Latin-1, as `requests` reads header bytes.
-            let headers = response
-                .headers()
-                .iter()
-                .map(|(n, v)| {
-                    let value = redact_bytes(v.as_bytes().to_vec(), carried);
-                    (n.as_str().to_string(), latin1_text(&value))
-                })
-                .collect();
-            // A server that echoes a secret does not hand it to the guest.
-            return Ok(HttpResponse {
-                status: status.as_u16(),
-                reason: status.canonical_reason().unwrap_or("").to_string(),
-                url: redact_text(url.as_str(), carried),
-                headers,
-                body: redact_bytes(bytes, carried),
-                elapsed: started.elapsed(),
-                secrets: carried.iter().map(|c| c.name.clone()).collect(),
-            });
         }
+    }
+
+    /// The final response, read up to the cap, with every carried secret redacted from it:
+    /// a server that echoes a secret does not hand it to the guest.
+    async fn answer(
+        &self,
+        mut response: reqwest::Response,
+        url: &Url,
+        started: Instant,
+        carried: &[CarriedSecret],
+    ) -> Result<HttpResponse, HttpError> {
+        let cap = self.config.max_response_bytes;
+        if response.content_length().is_some_and(|n| n > cap) {
+            return Err(too_large(url, cap));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, &e))? {
+            if bytes.len() as u64 + chunk.len() as u64 > cap {
+                return Err(too_large(url, cap));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        // Redacted as bytes, then read as Latin-1, as `requests` reads header bytes.
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                let value = redact_bytes(v.as_bytes().to_vec(), carried);
+                (n.as_str().to_string(), latin1_text(&value))
+            })
+            .collect();
+        let status = response.status();
+        Ok(HttpResponse {
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or("").to_string(),
+            url: redact_text(url.as_str(), carried),
+            headers,
+            body: redact_bytes(bytes, carried),
+            elapsed: started.elapsed(),
+            secrets: carried.iter().map(|c| c.name.clone()).collect(),
+        })
     }
 }
 
@@ -323,4 +302,46 @@ fn classify(url: &Url, error: &reqwest::Error) -> HttpError {
         source = e.source();
     }
     HttpError::new(HttpErrorKind::Connection, format!("{url}: {text}"))
+}
+/// Turns `hop` into the request to `next`: refused when a carried secret is not bound
+/// to the new host; a 303 (and a 301 or 302 after a POST) becomes a GET without a body; the
+/// credentials stay behind when the host or port changes.
+fn redirect(
+    hop: &mut Prepared,
+    status: StatusCode,
+    next: Url,
+    carried: &[CarriedSecret],
+) -> Result<(), HttpError> {
+    let next_host = next.host_str().unwrap_or("");
+    if next.host_str() != hop.url.host_str()
+        && let Some(secret) = carried.iter().find(|s| !s.allows(next_host))
+    {
+        return Err(HttpError::denied(
+            "secret",
+            format!(
+                "egress denied: a redirect to {next_host} would carry secret {}, which is bound to {}",
+                secret.name,
+                secret.hosts.join(", ")
+            ),
+        ));
+    }
+    if status == StatusCode::SEE_OTHER
+        || (matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND)
+            && hop.method == Method::POST)
+    {
+        hop.method = Method::GET;
+        hop.body = None;
+        hop.headers
+            .retain(|(n, _)| n != CONTENT_TYPE && n != CONTENT_LENGTH);
+    }
+    if next.host_str() != hop.url.host_str()
+        || next.port_or_known_default() != hop.url.port_or_known_default()
+    {
+        // Credentials were meant for the first host, not wherever it points.
+        hop.headers.retain(|(n, _)| {
+            n != AUTHORIZATION && n != COOKIE && n.as_str() != "proxy-authorization"
+        });
+    }
+    hop.url = next;
+    Ok(())
 }
