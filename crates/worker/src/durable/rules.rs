@@ -162,59 +162,53 @@ mod tests {
 
     const MAX: u32 = 3;
 
-    /// One row: the facts, and the step the rules must take.
-    struct Row {
-        delivered: u32,
-        intake: Intake,
-        lookup: Option<Lookup>,
-        outcome: Option<Outcome>,
-        storing: Option<Storing>,
-        stand_in: bool,
-        step: Step,
-    }
+    /// One row: delivery, intake, lookup, outcome, storing, and the step the rules must take.
+    type Row = (
+        u32,
+        Intake,
+        Option<Lookup>,
+        Option<Outcome>,
+        Option<Storing>,
+        Step,
+    );
 
-    fn row(
-        delivered: u32,
-        intake: Intake,
-        lookup: Option<Lookup>,
-        outcome: Option<Outcome>,
-        storing: Option<Storing>,
-        step: Step,
-    ) -> Row {
-        Row {
-            delivered,
-            intake,
-            lookup,
-            outcome,
-            storing,
-            stand_in: false,
-            step,
+    fn check(rows: &[Row]) {
+        for (i, &(delivered, intake, lookup, outcome, storing, step)) in rows.iter().enumerate() {
+            let facts = Facts {
+                lookup,
+                outcome,
+                storing,
+                ..Facts::new(delivered, MAX, intake)
+            };
+            assert_eq!(next(&facts), step, "row {i}: {facts:?}");
         }
     }
 
+    const ABSENT: Option<Lookup> = Some(Lookup::Absent);
+    const FAILED: Option<Outcome> = Some(Failed);
+    const OTHER: Option<Outcome> = Some(Other);
+
     #[test]
-    fn the_rules_as_a_table() {
-        use Lookup::{Absent, Found, Unreadable};
-        use Storing::{Panicked, Stored, Unavailable};
-        let finish = Finish { terminate: false };
-        let rows = [
+    fn before_a_run() {
+        use Lookup::{Found, Unreadable};
+        check(&[
             // An unrunnable message: a result unrun, stored; its decoder's panic is retried.
-            row(1, Unrunnable, None, None, None, Reject),
-            row(1, Unrunnable, None, Some(Other), None, Store),
-            row(
+            (1, Unrunnable, None, None, None, Reject),
+            (1, Unrunnable, None, OTHER, None, Store),
+            (
                 1,
                 Unrunnable,
                 None,
-                Some(Failed),
+                FAILED,
                 None,
                 HandBack(AFTER_FAILED_RUN),
             ),
-            row(MAX, Unrunnable, None, Some(Failed), None, Store),
+            (MAX, Unrunnable, None, FAILED, None, Store),
             // A runnable job: look for a stored result first.
-            row(1, Runnable, None, None, None, LookUp),
-            row(2, Runnable, Some(Found), None, None, ReAnnounce),
-            row(MAX + 1, Runnable, Some(Found), None, None, ReAnnounce),
-            row(
+            (1, Runnable, None, None, None, LookUp),
+            (2, Runnable, Some(Found), None, None, ReAnnounce),
+            (MAX + 1, Runnable, Some(Found), None, None, ReAnnounce),
+            (
                 1,
                 Runnable,
                 Some(Unreadable),
@@ -222,102 +216,89 @@ mod tests {
                 None,
                 HandBack(AFTER_UNREADABLE_STORE),
             ),
-            row(1, Runnable, Some(Absent), None, None, Run),
-            row(MAX, Runnable, Some(Absent), None, None, Run),
-            row(MAX + 1, Runnable, Some(Absent), None, None, GiveUp),
-            // The run's result: failed is retried while attempts remain.
-            row(1, Runnable, Some(Absent), Some(Other), None, Store),
-            row(
+            (1, Runnable, ABSENT, None, None, Run),
+            (MAX, Runnable, ABSENT, None, None, Run),
+            (MAX + 1, Runnable, ABSENT, None, None, GiveUp),
+        ]);
+    }
+
+    #[test]
+    fn the_result_of_a_run() {
+        check(&[
+            // Failed is retried while attempts remain.
+            (1, Runnable, ABSENT, OTHER, None, Store),
+            (
                 1,
                 Runnable,
-                Some(Absent),
-                Some(Failed),
+                ABSENT,
+                FAILED,
                 None,
                 HandBack(AFTER_FAILED_RUN),
             ),
-            row(
+            (
                 MAX - 1,
                 Runnable,
-                Some(Absent),
-                Some(Failed),
+                ABSENT,
+                FAILED,
                 None,
                 HandBack(AFTER_FAILED_RUN),
             ),
-            row(MAX, Runnable, Some(Absent), Some(Failed), None, Store),
-            row(MAX + 1, Runnable, Some(Absent), Some(Failed), None, Store),
+            (MAX, Runnable, ABSENT, FAILED, None, Store),
+            (MAX + 1, Runnable, ABSENT, FAILED, None, Store),
             // No slot (the worker stopping): back to the stream, never stored.
-            row(
+            (
                 1,
                 Runnable,
-                Some(Absent),
+                ABSENT,
                 Some(Deferred),
                 None,
                 HandBack(AFTER_DEFERRED),
             ),
-            row(
+            (
                 MAX,
                 Runnable,
-                Some(Absent),
+                ABSENT,
                 Some(Deferred),
                 None,
                 HandBack(AFTER_DEFERRED),
             ),
-            // Storing.
-            row(1, Runnable, Some(Absent), Some(Other), Some(Stored), finish),
-            row(
-                MAX,
-                Runnable,
-                Some(Absent),
-                Some(Failed),
-                Some(Stored),
-                finish,
-            ),
-            row(
+        ]);
+    }
+
+    #[test]
+    fn storing_the_result() {
+        use Storing::{Panicked, Stored, Unavailable};
+        let finish = Finish { terminate: false };
+        check(&[
+            (1, Runnable, ABSENT, OTHER, Some(Stored), finish),
+            (MAX, Runnable, ABSENT, FAILED, Some(Stored), finish),
+            (
                 MAX + 1,
                 Runnable,
-                Some(Absent),
-                Some(Failed),
+                ABSENT,
+                FAILED,
                 Some(Stored),
                 Finish { terminate: true },
             ),
-            row(
+            (
                 1,
                 Runnable,
-                Some(Absent),
-                Some(Other),
+                ABSENT,
+                OTHER,
                 Some(Unavailable),
                 HandBack(AFTER_STORE_TROUBLE),
             ),
-            row(
+            (
                 1,
                 Runnable,
-                Some(Absent),
-                Some(Other),
+                ABSENT,
+                OTHER,
                 Some(Panicked),
                 HandBack(AFTER_STORE_TROUBLE),
             ),
-            row(
-                MAX,
-                Runnable,
-                Some(Absent),
-                Some(Other),
-                Some(Panicked),
-                StandIn,
-            ),
-            row(1, Unrunnable, None, Some(Other), Some(Stored), finish),
-        ];
-        for (i, r) in rows.iter().enumerate() {
-            let facts = Facts {
-                delivered: r.delivered,
-                max_attempts: MAX,
-                intake: r.intake,
-                lookup: r.lookup,
-                outcome: r.outcome,
-                storing: r.storing,
-                stand_in: r.stand_in,
-            };
-            assert_eq!(next(&facts), r.step, "row {i}: {facts:?}");
-        }
+            (MAX, Runnable, ABSENT, OTHER, Some(Panicked), StandIn),
+            (1, Unrunnable, None, OTHER, Some(Stored), finish),
+        ]);
     }
 
     #[test]
