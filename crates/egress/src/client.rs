@@ -69,10 +69,6 @@ impl std::fmt::Debug for Egress {
     }
 }
 
-fn invalid(e: impl std::fmt::Display) -> HttpError {
-    HttpError::new(HttpErrorKind::InvalidRequest, e.to_string())
-}
-
 impl Egress {
     pub fn new(config: EgressConfig, resolver: Arc<dyn NameResolver>) -> Result<Self, HttpError> {
         let policy = Arc::new(AddressPolicy::new(config.allow_private_cidrs.clone()));
@@ -117,7 +113,7 @@ impl Egress {
         }
         let host = url
             .host()
-            .ok_or_else(|| invalid(format!("{url}: no host")))?;
+            .ok_or_else(|| HttpError::invalid(format!("{url}: no host")))?;
         let name = match &host {
             Host::Domain(d) => d.to_string(),
             Host::Ipv4(ip) => ip.to_string(),
@@ -200,10 +196,9 @@ impl Egress {
                 .map(str::to_string);
             match location {
                 Some(location) if request.follow_redirects && status.is_redirection() => {
-                    let next = hop
-                        .url
-                        .join(&location)
-                        .map_err(|e| invalid(format!("redirect to {location:?}: {e}")))?;
+                    let next = hop.url.join(&location).map_err(|e| {
+                        HttpError::invalid(format!("redirect to {location:?}: {e}"))
+                    })?;
                     if redirects >= self.config.max_redirects {
                         return Err(HttpError::new(
                             HttpErrorKind::TooManyRedirects,

@@ -13,7 +13,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue, USER_AGENT};
 use url::Url;
 
-use action_protocol::{HttpError, HttpErrorKind, HttpRequest};
+use action_protocol::{HttpError, HttpRequest};
 
 use crate::secrets::{CarriedSecret, SecretStore, mark_references};
 
@@ -26,10 +26,6 @@ pub(crate) struct Prepared {
     pub(crate) body: Option<Vec<u8>>,
 }
 
-fn invalid(message: impl Into<String>) -> HttpError {
-    HttpError::new(HttpErrorKind::InvalidRequest, message)
-}
-
 /// Checks `request` and resolves its secret references for its own host. `carried` gets
 /// every secret the request carries (for redaction of what comes back).
 pub(crate) fn prepare(
@@ -39,7 +35,8 @@ pub(crate) fn prepare(
     carried: &mut Vec<CarriedSecret>,
 ) -> Result<Prepared, HttpError> {
     let shown = mark_references(&request.url);
-    let template = Url::parse(&request.url).map_err(|e| invalid(format!("{shown}: {e}")))?;
+    let template =
+        Url::parse(&request.url).map_err(|e| HttpError::invalid(format!("{shown}: {e}")))?;
     let host = template.host_str().unwrap_or("").to_string();
     let render = |text: &str, carried: &mut Vec<CarriedSecret>| -> Result<String, HttpError> {
         match secrets {
@@ -51,18 +48,21 @@ pub(crate) fn prepare(
         }
     };
     let url = Url::parse(&render(&request.url, carried)?)
-        .map_err(|e| invalid(format!("{shown}: {e}")))?;
+        .map_err(|e| HttpError::invalid(format!("{shown}: {e}")))?;
     if url.host_str() != template.host_str() {
-        return Err(invalid(format!(
+        return Err(HttpError::invalid(format!(
             "{shown}: a secret may not change the host of a URL"
         )));
     }
-    let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| invalid(format!("method {:?} is not an HTTP method", request.method)))?;
+    let method =
+        Method::from_bytes(request.method.to_ascii_uppercase().as_bytes()).map_err(|_| {
+            HttpError::invalid(format!("method {:?} is not an HTTP method", request.method))
+        })?;
     let mut headers = Vec::with_capacity(request.headers.len() + 1);
     for (name, value) in &request.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| invalid(format!("header name {name:?} is not a valid HTTP token")))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            HttpError::invalid(format!("header name {name:?} is not a valid HTTP token"))
+        })?;
         let value = header_value(&name, &render(value, carried)?)?;
         headers.push((name, value));
     }
@@ -89,7 +89,7 @@ pub(crate) fn header_value(name: &HeaderName, text: &str) -> Result<HeaderValue,
     let mut bytes = Vec::with_capacity(text.len());
     for c in text.chars() {
         let byte = u8::try_from(u32::from(c)).map_err(|_| {
-            invalid(format!(
+            HttpError::invalid(format!(
                 "header {name}: the value holds {c:?} (U+{:04X}), which is not Latin-1 \
                  (ISO-8859-1): a header carries one byte per character; send such text in \
                  the body or the query",
@@ -99,7 +99,7 @@ pub(crate) fn header_value(name: &HeaderName, text: &str) -> Result<HeaderValue,
         bytes.push(byte);
     }
     HeaderValue::from_bytes(&bytes).map_err(|_| {
-        invalid(format!(
+        HttpError::invalid(format!(
             "header {name}: the value holds a control character (CR, LF, NUL or another \
              below U+0020 but tab)"
         ))

@@ -119,6 +119,11 @@ impl HttpError {
         }
     }
 
+    /// A malformed request (the URL, the method, a header).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(HttpErrorKind::InvalidRequest, message)
+    }
+
     /// A denial by `rule` (`loopback`, `allowed_hosts`, `secret`, `scheme`…).
     pub fn denied(rule: impl Into<String>, message: impl Into<String>) -> Self {
         Self {

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::secrets::Secret;
+use action_protocol::HttpErrorKind;
 
 fn store() -> SecretStore {
     let mut store = SecretStore::default();
