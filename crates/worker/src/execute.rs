@@ -209,9 +209,8 @@ impl Executor {
 /// Turns on the CPU of one process: its share of the machine's cores (`processes` worker
 /// processes share them; 0 is one per core).
 fn cpu_turns(processes: usize) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let processes = crate::processes::count(processes).max(1);
-    (cores / processes).max(1)
+    (crate::processes::cores() / processes).max(1)
 }
 
 /// A response body as the action's output: JSON where it parses, else text.

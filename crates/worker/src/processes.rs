@@ -33,6 +33,11 @@ pub fn count(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
+    cores()
+}
+
+/// The cores this process may run on.
+pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, usize::from)
 }
 

@@ -97,6 +97,24 @@ struct State {
     ring: VecDeque<String>,
 }
 
+/// Past this many tenants (or actions) known, the idle ones are forgotten.
+const SWEEP_AT: usize = 1024;
+
+impl State {
+    /// Forgets the tenants and actions with nothing running, nothing waiting and no rate
+    /// schedule ahead, once there are many: a stream of made-up tenant names under a rate
+    /// quota cannot grow the state (a released slot forgets its tenant only when idle then).
+    fn sweep(&mut self, now: Instant) {
+        if self.tenants.len() > SWEEP_AT {
+            self.tenants
+                .retain(|_, t| t.in_ring || !t.waiting.is_empty() || !t.usage.idle(now));
+        }
+        if self.actions.len() > SWEEP_AT {
+            self.actions.retain(|_, usage| !usage.idle(now));
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tenant {
     usage: Usage,
@@ -334,6 +352,7 @@ impl Scheduler {
         let now = Instant::now();
         let mut state = self.lock();
         let state = &mut *state;
+        state.sweep(now);
         let mut wait = Duration::ZERO;
         let tenant_usage = state.tenants.entry(key.to_string()).or_default();
         wait = wait.max(tenant_usage.usage.rate_wait(tenant_rate, now));

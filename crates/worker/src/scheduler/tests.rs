@@ -227,6 +227,29 @@ async fn a_full_queue_refuses_at_once_and_a_given_up_wait_leaves_no_trace() {
 }
 
 #[tokio::test]
+async fn idle_tenants_under_a_rate_quota_are_forgotten() {
+    let scheduler = Scheduler::new(4, section("jobs_per_second = 1000.0"));
+    let stop = CancellationToken::new();
+    for i in 0..3 * SWEEP_AT {
+        let tenant = format!("t{i}");
+        drop(
+            scheduler
+                .admit(Some(&tenant), "a", later(1000), &stop)
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    drop(
+        scheduler
+            .admit(Some("last"), "a", later(1000), &stop)
+            .await
+            .unwrap(),
+    );
+    assert!(scheduler.lock().tenants.len() <= SWEEP_AT + 1);
+}
+
+#[tokio::test]
 async fn reserved_slots_are_claimed_or_given_back_and_stop_ends_a_wait() {
     let scheduler = Scheduler::new(1, TenantsSection::default());
     let reserved = scheduler.reserve().unwrap();
