@@ -216,6 +216,23 @@ impl Worker {
     }
 }
 
+/// Publishes `job` (JSON, `Nats-Msg-Id` = its id) to the durable stream on `subject` and
+/// waits for the stream to store it.
+pub async fn submit_json(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    job: &serde_json::Value,
+) {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", job["id"].as_str().unwrap_or_default());
+    headers.insert("Content-Type", "application/json");
+    js.publish_with_headers(subject.to_string(), headers, job.to_string().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
 /// Sends `job` as JSON on `actions.run` and decodes the result.
 pub async fn run_json(client: &async_nats::Client, job: &serde_json::Value) -> serde_json::Value {
     let reply = client

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use action_worker_tests::bench::ReleaseWorker;
-use async_nats::HeaderMap;
+use action_worker_tests::nats::submit_json;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -94,18 +94,7 @@ async fn submit(
 ) {
     let mut job = python(id, tenant, code, 30_000);
     job["reply_to"] = json!(reply_to);
-    let mut headers = HeaderMap::new();
-    headers.insert("Nats-Msg-Id", id);
-    headers.insert("Content-Type", "application/json");
-    js.publish_with_headers(
-        format!("actions.jobs.{tenant}"),
-        headers,
-        job.to_string().into(),
-    )
-    .await
-    .unwrap()
-    .await
-    .unwrap();
+    submit_json(js, &format!("actions.jobs.{tenant}"), &job).await;
 }
 
 /// `n` durable jobs of tenant live published at once, behind what is in the stream: p50 and

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use action_worker_tests as common;
-use common::nats::{Nats, Worker, run_json};
+use common::nats::{Nats, Worker, run_json, submit_json};
 use serde_json::{Value, json};
 
 /// A job of `tenant` that notes when it started, then computes for `busy_ms` of wall time.
@@ -164,17 +164,7 @@ async fn the_durable_queue_depth_is_shown_per_tenant() {
             let id = format!("{tenant}-{i}");
             let job = json!({"id": id, "tenant": tenant, "reply_to": inbox,
                 "action": {"name": "nap", "type": "python", "python": {"code": code}}});
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert("Nats-Msg-Id", id.as_str());
-            js.publish_with_headers(
-                format!("actions.jobs.{tenant}"),
-                headers,
-                job.to_string().into(),
-            )
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+            submit_json(&js, &format!("actions.jobs.{tenant}"), &job).await;
         }
     }
     // One runs at a time: the backlog is there to see, by tenant.
