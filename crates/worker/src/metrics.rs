@@ -366,7 +366,19 @@ impl Metrics {
 
 /// A counter family in the text format.
 fn counter(out: &mut String, name: &str, help: &str, names: &[&str], family: &Family) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    write_family(out, name, help, "counter", names, family);
+}
+
+/// A family of series of one `kind` (`counter`, `gauge`) in the text format.
+fn write_family(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    kind: &str,
+    names: &[&str],
+    family: &Family,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (values, n) in &family.series {
         let _ = writeln!(out, "{name}{{{}}} {n}", labels(names, values));
     }
@@ -379,16 +391,15 @@ pub fn render_pending(pending: &BTreeMap<String, u64>) -> String {
     for (tenant, n) in pending {
         family.add(vec![tenant.clone()], *n);
     }
-    let mut out = String::from(
-        "# HELP action_worker_durable_pending Durable jobs in the stream ACTIONS_JOBS (waiting, or delivered and not yet acked), by tenant: the first token after <prefix>.jobs.\n# TYPE action_worker_durable_pending gauge\n",
+    let mut out = String::new();
+    write_family(
+        &mut out,
+        "action_worker_durable_pending",
+        "Durable jobs in the stream ACTIONS_JOBS (waiting, or delivered and not yet acked), by tenant: the first token after <prefix>.jobs.",
+        "gauge",
+        &["tenant"],
+        &family,
     );
-    for (values, n) in &family.series {
-        let _ = writeln!(
-            out,
-            "action_worker_durable_pending{{{}}} {n}",
-            labels(&["tenant"], values)
-        );
-    }
     out
 }
 
