@@ -289,17 +289,13 @@ impl Metrics {
             &["action", "status", "path"],
             &inner.jobs,
         );
-        let _ = writeln!(
-            out,
-            "# HELP action_worker_job_duration_seconds Time from a job's arrival to its result, by kind (python, api, none).\n# TYPE action_worker_job_duration_seconds histogram"
+        histograms(
+            &mut out,
+            "action_worker_job_duration_seconds",
+            "Time from a job's arrival to its result, by kind (python, api, none).",
+            "kind",
+            &inner.job_seconds,
         );
-        for (kind, histogram) in &inner.job_seconds {
-            histogram.render(
-                &mut out,
-                "action_worker_job_duration_seconds",
-                &labels(&["kind"], std::slice::from_ref(kind)),
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP action_worker_job_fuel Fuel used per Python job.\n# TYPE action_worker_job_fuel histogram"
@@ -369,6 +365,20 @@ fn counter(out: &mut String, name: &str, help: &str, names: &[&str], family: &Fa
     write_family(out, name, help, "counter", names, family);
 }
 
+/// Histograms by one label in the text format.
+fn histograms(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    by: &BTreeMap<String, Histogram>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (value, histogram) in by {
+        histogram.render(out, name, &labels(&[label], std::slice::from_ref(value)));
+    }
+}
+
 /// A family of series of one `kind` (`counter`, `gauge`) in the text format.
 fn write_family(
     out: &mut String,
@@ -426,17 +436,13 @@ fn render_tenants(out: &mut String, inner: &Inner) {
         &["tenant"],
         &inner.over_capacity,
     );
-    let _ = writeln!(
+    histograms(
         out,
-        "# HELP action_worker_tenant_slot_wait_seconds Time a job waited for its slot, by tenant.\n# TYPE action_worker_tenant_slot_wait_seconds histogram"
+        "action_worker_tenant_slot_wait_seconds",
+        "Time a job waited for its slot, by tenant.",
+        "tenant",
+        &inner.tenant_waits,
     );
-    for (tenant, histogram) in &inner.tenant_waits {
-        histogram.render(
-            out,
-            "action_worker_tenant_slot_wait_seconds",
-            &labels(&["tenant"], std::slice::from_ref(tenant)),
-        );
-    }
 }
 
 #[cfg(test)]
