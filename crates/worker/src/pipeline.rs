@@ -18,7 +18,7 @@ use crate::execute::Executor;
 use crate::guard::{self, Panicked, Stage};
 use crate::limits::effective_limits;
 use crate::registry::{Registry, ResolveError};
-use crate::scheduler::{Refused, Reserved, Scheduler, Slot};
+use crate::scheduler::{Refused, Reserved, Scheduler, Slot, Wait};
 use tokio_util::sync::CancellationToken;
 
 /// The transport a job came by: the `path` label of its metrics. A local job (the CLI's
@@ -287,21 +287,22 @@ impl Pipeline {
         reserved: Option<Reserved>,
     ) -> Result<Option<Slot>, Refused> {
         let tenant = job.tenant.as_deref();
-        if let Some(reserved) = reserved {
+        // A job whose action has a quota of its own waits for its room in turn; the slot
+        // reserved for it goes to whom it is due meanwhile.
+        if let Some(reserved) = reserved
+            && !self.scheduler.has_action_quota(tenant, action)
+        {
             return Ok(Some(self.scheduler.claim(reserved, tenant, action)));
         }
-        let (deadline, stop) = match arrival.path {
+        let (wait, stop) = match arrival.path {
             Path::Local => return Ok(None),
             Path::RequestReply => {
                 let wait = Duration::from_millis(self.scheduler.config().queue_deadline_ms);
-                (Some(arrival.started + wait), CancellationToken::new())
+                (Wait::Until(arrival.started + wait), CancellationToken::new())
             }
-            Path::Durable => (None, self.stop.clone()),
+            Path::Durable => (Wait::InHand, self.stop.clone()),
         };
-        let slot = self
-            .scheduler
-            .admit(tenant, action, deadline, &stop)
-            .await?;
+        let slot = self.scheduler.admit(tenant, action, wait, &stop).await?;
         Ok(Some(slot))
     }
 

@@ -97,10 +97,17 @@ async fn results_count(js: &jetstream::Context) -> u64 {
     stream.info().await.unwrap().state.messages
 }
 
+/// The consumer of the lane `default` (the jobs published on `actions.jobs.default`).
 async fn consumer_info(js: &jetstream::Context) -> jetstream::consumer::Info {
+    lane_info(js, "default").await
+}
+
+async fn lane_info(js: &jetstream::Context, lane: &str) -> jetstream::consumer::Info {
     let stream = js.get_stream("ACTIONS_JOBS").await.unwrap();
-    let mut consumer: jetstream::consumer::PullConsumer =
-        stream.get_consumer("action-workers").await.unwrap();
+    let mut consumer: jetstream::consumer::PullConsumer = stream
+        .get_consumer(&format!("action-workers-{lane}"))
+        .await
+        .unwrap();
     consumer.info().await.unwrap().clone()
 }
 
@@ -396,7 +403,7 @@ async fn two_workers_share_a_burst_of_1000_jobs_each_with_one_result() {
             .await
             .is_err()
     );
-    let info = consumer_info(&js).await;
+    let info = lane_info(&js, "burst").await;
     assert_eq!((info.num_ack_pending, info.num_pending), (0, 0));
     assert!(a.terminate().await.success());
     assert!(b.terminate().await.success());

@@ -38,6 +38,8 @@ struct Delivery<'a> {
     panicked: Option<Panicked>,
     /// The slot taken for the message as it arrived, if one was free.
     slot: Option<Reserved>,
+    /// The runs its lane allows a job.
+    max_attempts: u32,
 }
 
 pub(super) async fn handle_job(
@@ -45,6 +47,7 @@ pub(super) async fn handle_job(
     durable: &Durable,
     message: &Message,
     slot: Option<Reserved>,
+    max_attempts: u32,
 ) {
     let (delivered, sequence) = match message.info() {
         Ok(info) => (
@@ -61,6 +64,7 @@ pub(super) async fn handle_job(
     let _progress = super::pull::Progress::start(message, durable.ack_wait);
     let mut delivery = Delivery::open(worker, durable, message, delivered, sequence);
     delivery.slot = slot;
+    delivery.max_attempts = max_attempts;
     let intake = match delivery.job {
         Ok(_) => Intake::Runnable,
         Err(_) => Intake::Unrunnable,
@@ -68,7 +72,7 @@ pub(super) async fn handle_job(
     if intake == Intake::Runnable && delivered > 1 {
         crate::metrics::global().redelivered();
     }
-    let mut facts = Facts::new(delivered, durable.max_attempts, intake);
+    let mut facts = Facts::new(delivered, max_attempts, intake);
     loop {
         match rules::next(&facts) {
             Step::Reject => facts.outcome = Some(delivery.reject()),
@@ -118,6 +122,7 @@ impl<'a> Delivery<'a> {
             stored: None,
             panicked: None,
             slot: None,
+            max_attempts: durable.max_attempts,
         }
     }
 
@@ -184,7 +189,7 @@ impl<'a> Delivery<'a> {
             "no attempt finished; the job ends failed"
         );
         let refusal = Refusal::OutOfAttempts {
-            max_attempts: self.durable.max_attempts,
+            max_attempts: self.max_attempts,
         };
         let result = self
             .worker

@@ -1,9 +1,18 @@
-//! Durable jobs (SPEC §6): stream `ACTIONS_JOBS` on `<prefix>.jobs.>` (work-queue retention),
-//! consumed through the durable pull consumer `action-workers` that every replica shares;
+//! Durable jobs (SPEC §6): stream `ACTIONS_JOBS` on `<prefix>.jobs.>` (work-queue retention);
 //! results to stream `ACTIONS_RESULTS` as `<prefix>.results.<job id>`.
 //!
+//! The stream is read in lanes, one per tenant: the jobs on `<prefix>.jobs.<tenant>` and
+//! `<prefix>.jobs.<tenant>.>` (as `submit` publishes them) are taken through the durable pull
+//! consumer `action-workers-<tenant>`, shared by every replica. (SPEC §6 names one consumer,
+//! `action-workers`; one consumer per lane is what lets a tenant's job pass another's backlog,
+//! and a work-queue stream allows no consumer beside them on the same subjects: a worker
+//! deletes the old shared consumer when it starts, [`Durable::setup`].) The stream republishes
+//! the headers of each stored job on `<prefix>.queued.<tenant>...`, the doorbell that tells
+//! the workers which lanes have work.
+//!
 //! A job's life:
-//! 1. The worker pulls only as many messages as it has free slots.
+//! 1. The worker pulls only as many messages as it has free slots, from the lanes in turn
+//!    ([`crate::scheduler::Scheduler::plan_pulls`]): never past a tenant's share or quotas.
 //! 2. If a result for the job id is already stored (a redelivery after the ack was lost, or
 //!    the same id submitted again), the job is not run: the stored result is announced again
 //!    to `reply_to` and the message acked.
@@ -19,10 +28,11 @@
 //! 6. The stored result goes to `reply_to`, then the job is acked (and the ack confirmed).
 //!
 //! The rules of that life are one pure function ([`rules::next`]); [`job`] carries out its
-//! steps for one delivery, [`pull`] takes deliveries as slots free up, and this module holds
-//! the streams.
+//! steps for one delivery, [`pull`] takes deliveries as slots free up, [`lanes`] knows the
+//! lanes, and this module holds the streams.
 
 mod job;
+pub mod lanes;
 mod pull;
 pub mod rules;
 
@@ -35,7 +45,7 @@ use action_protocol::{Encoding, JobResult};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-use async_nats::jetstream::consumer::{AckPolicy, PullConsumer};
+
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 
 use crate::config::NatsSection;
@@ -43,12 +53,9 @@ use crate::wire;
 
 pub const JOBS_STREAM: &str = "ACTIONS_JOBS";
 pub const RESULTS_STREAM: &str = "ACTIONS_RESULTS";
-pub const CONSUMER: &str = "action-workers";
-/// How long a pull request waits for messages before the worker asks again.
-/// No idle heartbeat: async-nats 0.51's `Batch` stops polling its subscription after one
-/// (it returns `Pending` without a wake-up), which held jobs back for seconds; the batch's own
-/// timer covers a pull lost to a server restart instead.
-pub(crate) const PULL_EXPIRES: Duration = Duration::from_secs(3);
+/// The consumer every replica shared before lanes; deleted at start (a work-queue stream
+/// allows no consumer beside the lanes' on the same subjects).
+pub const SHARED_CONSUMER: &str = "action-workers";
 /// The streams' duplicate window: a publisher's retry within it is dropped by `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
@@ -77,13 +84,14 @@ pub fn results_subject(prefix: &str, id: Option<&str>, sequence: u64) -> String 
 pub struct Durable {
     /// `ACTIONS_JOBS`.
     pub stream: stream::Stream,
-    pub jobs: PullConsumer,
     pub results: stream::Stream,
     pub js: jetstream::Context,
     pub prefix: String,
     pub ack_wait: Duration,
-    /// Deliveries that are run (the consumer's `max_deliver` minus one).
+    /// Deliveries that are run (a lane consumer's `max_deliver` is one more).
     pub max_attempts: u32,
+    /// Whether the stream rings the doorbell (`<prefix>.queued.>`) for each stored job.
+    pub doorbell: bool,
 }
 
 impl std::fmt::Debug for Durable {
@@ -106,6 +114,7 @@ impl Durable {
                 subjects: vec![format!("{prefix}.jobs.>")],
                 retention: RetentionPolicy::WorkQueue,
                 duplicate_window: DUPLICATE_WINDOW,
+                republish: Some(doorbell(prefix)),
                 num_replicas: config.stream_replicas,
                 ..Default::default()
             })
@@ -130,45 +139,16 @@ impl Durable {
             })
             .await
             .with_context(|| format!("cannot create or open the stream {RESULTS_STREAM}"))?;
-        let ack_wait = Duration::from_millis(config.ack_wait_ms);
-        let jobs: PullConsumer = jobs_stream
-            .get_or_create_consumer(
-                CONSUMER,
-                async_nats::jetstream::consumer::pull::Config {
-                    durable_name: Some(CONSUMER.into()),
-                    description: Some("action-worker replicas".into()),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait,
-                    max_deliver: i64::from(config.max_attempts) + 1,
-                    max_ack_pending: 10_000,
-                    ..Default::default()
-                },
-            )
-            .await
-            .with_context(|| format!("cannot create or open the consumer {CONSUMER}"))?;
-        let info = jobs.cached_info();
-        let max_deliver = info.config.max_deliver;
-        let ack_wait = info.config.ack_wait;
-        let max_attempts = if max_deliver > 1 {
-            u32::try_from(max_deliver - 1).unwrap_or(u32::MAX)
-        } else {
-            config.max_attempts
-        };
-        if max_attempts != config.max_attempts {
-            tracing::warn!(
-                max_deliver,
-                configured = config.max_attempts,
-                "the existing consumer {CONSUMER} allows {max_attempts} runs of a job; it is used as it is"
-            );
-        }
+        let doorbell = ring_doorbell(js, &jobs_stream, prefix).await;
+        retire_shared_consumer(&jobs_stream).await;
         Ok(Self {
             stream: jobs_stream,
-            jobs,
             results,
             js: js.clone(),
             prefix: prefix.clone(),
-            ack_wait,
-            max_attempts,
+            ack_wait: Duration::from_millis(config.ack_wait_ms),
+            max_attempts: config.max_attempts,
+            doorbell,
         })
     }
 
@@ -182,10 +162,7 @@ impl Durable {
         let mut subjects = self.stream.info_with_subjects(&filter).await?;
         let mut pending = BTreeMap::new();
         while let Some((subject, count)) = subjects.try_next().await? {
-            let tenant = subject
-                .strip_prefix(&head)
-                .and_then(|rest| rest.split('.').next())
-                .unwrap_or("-");
+            let tenant = lanes::lane_of(&subject, &head).unwrap_or("-");
             *pending.entry(tenant.to_string()).or_insert(0) += count as u64;
         }
         Ok(pending)
@@ -269,6 +246,49 @@ impl Durable {
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_secs(2));
         }
+    }
+}
+
+/// The stream's republishing of each stored job's headers on `<prefix>.queued.>`.
+fn doorbell(prefix: &str) -> stream::Republish {
+    stream::Republish {
+        source: format!("{prefix}.jobs.>"),
+        destination: format!("{prefix}.queued.>"),
+        headers_only: true,
+    }
+}
+
+/// Makes `stream` ring the doorbell if it does not (a stream created by an older worker);
+/// whether it does. Without it the lanes are found by surveying the stream, a second later.
+async fn ring_doorbell(js: &jetstream::Context, stream: &stream::Stream, prefix: &str) -> bool {
+    let mut config = stream.cached_info().config.clone();
+    if config.republish.as_ref() == Some(&doorbell(prefix)) {
+        return true;
+    }
+    config.republish = Some(doorbell(prefix));
+    match js.update_stream(config).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, "cannot make {JOBS_STREAM} republish the headers of new jobs on {prefix}.queued.>; new lanes are found by surveying the stream each second");
+            false
+        }
+    }
+}
+
+/// Deletes the consumer that every replica shared before lanes, if it is there: its jobs in
+/// hand go back to the stream and are taken through the lanes (their delivery count starts
+/// again). A replica of an older version still pulling from it stops getting jobs.
+async fn retire_shared_consumer(stream: &stream::Stream) {
+    if stream.consumer_info(SHARED_CONSUMER).await.is_err() {
+        return;
+    }
+    match stream.delete_consumer(SHARED_CONSUMER).await {
+        Ok(_) => tracing::warn!(
+            "deleted the consumer {SHARED_CONSUMER} that every replica shared: jobs are now \
+             taken through one consumer per tenant, {SHARED_CONSUMER}-<tenant>; upgrade every \
+             replica"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot delete the consumer {SHARED_CONSUMER}; the lanes' consumers cannot be created beside it"),
     }
 }
 

@@ -1,17 +1,20 @@
-//! Taking durable jobs: pulls only as many messages as the worker has free slots, keeps each
-//! in hand (progress acks) while it waits for a slot or runs, and hands what it holds back
-//! when the worker stops.
+//! Taking durable jobs: pulls only as many messages as the worker has free slots, from the
+//! lanes in turn, keeps each in hand (progress acks) while it waits for a slot or runs, and
+//! hands what it holds back when the worker stops.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use async_nats::jetstream::Message;
+use async_nats::jetstream::consumer::PullConsumer;
 use async_nats::jetstream::message::AckKind;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Durable, PULL_EXPIRES};
+use super::Durable;
+use super::lanes::{self, InHand, Lanes};
 use crate::guard::{self, Stage};
 use crate::scheduler::Reserved;
 use crate::worker::Worker;
@@ -42,82 +45,197 @@ impl Drop for Progress {
     }
 }
 
-/// Pulls jobs while the worker has free slots, until `stop` is cancelled. Messages that
-/// arrive for a pull after the stop are handed back at once (nak) for another replica.
+/// How often the stream is surveyed for lanes with work that no doorbell announced.
+const SURVEY_EVERY: Duration = Duration::from_secs(1);
+
+/// Pulls jobs while the worker has free slots, from the lanes in turn, until `stop` is
+/// cancelled. Messages that arrive for a pull after the stop are handed back at once (nak)
+/// for another replica.
 pub async fn pull_loop(worker: Arc<Worker>, durable: Arc<Durable>, stop: CancellationToken) {
-    let mut pause = Duration::from_millis(100);
+    let head = format!("{}.queued.", durable.prefix);
+    let mut doorbell = match durable.doorbell {
+        true => subscribe_doorbell(&worker, &head).await,
+        false => None,
+    };
+    let mut lanes = Lanes::default();
+    lanes.survey(&durable).await;
+    let mut survey = tokio::time::interval(SURVEY_EVERY);
+    survey.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let scheduler = worker.pipeline.scheduler.clone();
     loop {
         if stop.is_cancelled() {
             return;
         }
-        // Wait for a free slot without keeping it: request-reply jobs may take it meanwhile,
-        // and a message that finds no slot waits for one in the pipeline (at most `wanted`).
-        let scheduler = &worker.pipeline.scheduler;
-        if !scheduler.wait_free(&stop).await {
-            return;
-        }
-        let wanted = scheduler.free().clamp(1, 256);
-        let batch = durable
-            .jobs
-            .batch()
-            .max_messages(wanted)
-            .expires(PULL_EXPIRES)
-            .messages()
-            .await;
-        let mut batch = match batch {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::warn!(%error, "cannot pull jobs; retrying");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
-                continue;
+        hear(&mut doorbell, &mut lanes, &head);
+        let freed = scheduler.freed();
+        let free = scheduler.free();
+        let (names, demand) = lanes.demand();
+        let plan = scheduler.plan_pulls(&demand, free, lanes.turn);
+        let pulls: Vec<(String, u32)> = names
+            .iter()
+            .zip(&plan.pulls)
+            .filter(|(_, n)| **n > 0)
+            .map(|(name, n)| (name.to_string(), *n))
+            .collect();
+        if pulls.is_empty() {
+            // Nothing to pull now: wait for a slot, a doorbell, the survey, or a rate's room.
+            let rate_wait = plan.rate_wait.unwrap_or(Duration::from_secs(3600));
+            tokio::select! {
+                _ = freed => {}
+                rung = next_ring(&mut doorbell) => ring(&mut lanes, rung, &head),
+                _ = survey.tick() => lanes.survey(&durable).await,
+                _ = tokio::time::sleep(rate_wait) => {}
+                _ = stop.cancelled() => return,
             }
+            continue;
+        }
+        lanes.turn = lanes.turn.wrapping_add(1);
+        pull_planned(&worker, &durable, &mut lanes, &pulls, &stop).await;
+    }
+}
+
+/// Pulls from each lane what the plan gave it, all at once; a lane that had fewer jobs than
+/// asked for has no work until a doorbell or the survey says otherwise (a lane that failed
+/// too: the survey's second is its backoff), and gives back the starts it did not use.
+async fn pull_planned(
+    worker: &Arc<Worker>,
+    durable: &Arc<Durable>,
+    lanes: &mut Lanes,
+    pulls: &[(String, u32)],
+    stop: &CancellationToken,
+) {
+    let scheduler = &worker.pipeline.scheduler;
+    let mut fetches = Vec::new();
+    for (name, asked) in pulls {
+        let Some(lane) = lanes.by_name.get_mut(name) else {
+            continue;
         };
-        pause = Duration::from_millis(100);
-        let mut stopping = false;
-        loop {
-            let next = tokio::select! {
-                next = batch.next() => Pulled::Message(next),
-                _ = stop.cancelled(), if !stopping => Pulled::Stop,
-            };
-            let next = match next {
-                Pulled::Stop => {
-                    stopping = true;
+        if lane.consumer.is_none() {
+            match durable.lane_consumer(name).await {
+                Ok(opened) => lane.consumer = Some(opened),
+                Err(error) => {
+                    tracing::warn!(lane = %name, error = format!("{error:#}"), "cannot open the lane; trying again after the next survey");
+                    lane.has_work = false;
+                    scheduler.refund_starts(lanes::lane_tenant(name), *asked);
                     continue;
                 }
-                Pulled::Message(None) => break,
-                Pulled::Message(Some(next)) => next,
-            };
-            let message = match next {
-                Ok(message) => message,
-                Err(error) => {
-                    // A refused pull (no JetStream leader yet, the consumer gone) ends at
-                    // once: back off rather than ask again in a tight loop.
-                    tracing::warn!(%error, "the pull failed; retrying");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(5));
-                    break;
-                }
-            };
-            if stopping {
-                let _ = message.ack_with(AckKind::Nak(None)).await;
-                continue;
             }
-            // The slot is taken as the message arrives; without one (request-reply jobs took
-            // them since the pull), the job waits for one in the pipeline, in its turn.
-            let slot = worker.pipeline.scheduler.reserve();
-            let job = handle(worker.clone(), durable.clone(), message, slot);
-            worker.jobs.spawn(job);
         }
-        if stopping {
-            return;
+        let Some((consumer, max_attempts)) = lane.consumer.clone() else {
+            continue;
+        };
+        let pull = Pull {
+            consumer,
+            max_attempts,
+            in_hand: lane.in_hand.clone(),
+            asked: *asked,
+        };
+        fetches.push(async move { (name, *asked, pull.run(worker, durable, stop).await) });
+    }
+    for (name, asked, pulled) in futures_util::future::join_all(fetches).await {
+        let Some(lane) = lanes.by_name.get_mut(name) else {
+            continue;
+        };
+        let got = pulled.unwrap_or_else(|got| {
+            // The consumer may be gone (deleted while idle): opened again next time.
+            lane.consumer = None;
+            got
+        });
+        if got < asked {
+            lane.has_work = false;
+            scheduler.refund_starts(lanes::lane_tenant(name), asked - got);
         }
     }
 }
 
-enum Pulled<T> {
-    Message(Option<T>),
-    Stop,
+/// One pull from one lane.
+struct Pull {
+    consumer: PullConsumer,
+    max_attempts: u32,
+    in_hand: Arc<AtomicU32>,
+    asked: u32,
+}
+
+/// How long one pull may take before it is given up (a reply lost in a reconnection).
+const PULL_PATIENCE: Duration = Duration::from_secs(5);
+
+impl Pull {
+    /// Takes up to `asked` jobs that are waiting now, each into a slot if one is free (else
+    /// it waits for one in the pipeline, in its turn); how many came, or, on a failure, how
+    /// many came before it.
+    async fn run(
+        self,
+        worker: &Arc<Worker>,
+        durable: &Arc<Durable>,
+        stop: &CancellationToken,
+    ) -> Result<u32, u32> {
+        let mut got = 0;
+        let pulled = tokio::time::timeout(PULL_PATIENCE, async {
+            let mut batch = self
+                .consumer
+                .fetch()
+                .max_messages(self.asked as usize)
+                .messages()
+                .await
+                .map_err(|error| tracing::warn!(%error, "cannot pull jobs; retrying"))?;
+            while let Some(next) = batch.next().await {
+                let message = next.map_err(|error| tracing::warn!(%error, "the pull failed; retrying"))?;
+                got += 1;
+                if stop.is_cancelled() {
+                    let _ = message.ack_with(AckKind::Nak(None)).await;
+                    continue;
+                }
+                // The slot is taken as the message arrives; without one (request-reply jobs
+                // took them since the plan), the job waits for one in the pipeline.
+                let slot = worker.pipeline.scheduler.reserve();
+                let in_hand = InHand::new(&self.in_hand);
+                let job = handle(worker.clone(), durable.clone(), message, slot, self.max_attempts, in_hand);
+                worker.jobs.spawn(job);
+            }
+            Ok::<(), ()>(())
+        })
+        .await;
+        match pulled {
+            Ok(Ok(())) => Ok(got),
+            Ok(Err(())) | Err(_) => Err(got),
+        }
+    }
+}
+
+/// Subscribes to the doorbell; without it (no permission) the survey finds the lanes.
+async fn subscribe_doorbell(worker: &Worker, head: &str) -> Option<async_nats::Subscriber> {
+    match worker.client.subscribe(format!("{head}>")).await {
+        Ok(subscriber) => Some(subscriber),
+        Err(error) => {
+            tracing::warn!(%error, "cannot subscribe to {head}>; new jobs are found by surveying the stream each second");
+            None
+        }
+    }
+}
+
+/// The next doorbell, or never without one.
+async fn next_ring(doorbell: &mut Option<async_nats::Subscriber>) -> Option<String> {
+    match doorbell {
+        Some(subscriber) => match subscriber.next().await {
+            Some(message) => Some(message.subject.to_string()),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+fn ring(lanes: &mut Lanes, subject: Option<String>, head: &str) {
+    if let Some(lane) = subject.as_deref().and_then(|s| lanes::lane_of(s, head)) {
+        lanes.ring(lane);
+    }
+}
+
+/// Takes the doorbells rung meanwhile, without waiting.
+fn hear(doorbell: &mut Option<async_nats::Subscriber>, lanes: &mut Lanes, head: &str) {
+    use futures_util::FutureExt;
+    while let Some(Some(subject)) = next_ring(doorbell).now_or_never() {
+        ring(lanes, Some(subject), head);
+    }
 }
 
 async fn handle(
@@ -125,6 +243,8 @@ async fn handle(
     durable: Arc<Durable>,
     message: Message,
     slot: Option<Reserved>,
+    max_attempts: u32,
+    _in_hand: InHand,
 ) {
     let msg_id = super::job::msg_id(&message);
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
@@ -132,7 +252,7 @@ async fn handle(
     // them (reading, storing and announcing results), and hands the job back for another try.
     let handled = guard::guarded(
         Stage::Store,
-        super::job::handle_job(&worker, &durable, &message, slot),
+        super::job::handle_job(&worker, &durable, &message, slot, max_attempts),
     )
     .instrument(span.clone())
     .await;

@@ -36,6 +36,17 @@ pub enum Refused {
     Stopping,
 }
 
+/// How long a job may wait for its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Up to a deadline (request-reply: `tenants.queue_deadline_ms`), rate quotas included:
+    /// a job that cannot start by then is refused at once.
+    Until(Instant),
+    /// A durable job in hand: as long as it takes, its action's rate quota included (its
+    /// tenant's start was taken when it was pulled, [`Scheduler::plan_pulls`]).
+    InHand,
+}
+
 /// A slot taken before its job is known (the durable path pulls as many messages as it
 /// holds slots): [`Scheduler::claim`] gives it to the job's tenant; dropped unclaimed, it is
 /// free again.
@@ -264,29 +275,31 @@ impl Scheduler {
         }
     }
 
-    /// Waits until a slot is free (not taking it), or `stop`.
-    pub async fn wait_free(&self, stop: &CancellationToken) -> bool {
-        loop {
-            let freed = self.freed.notified();
-            if self.free() > 0 {
-                return true;
-            }
-            tokio::select! {
-                _ = freed => {}
-                _ = stop.cancelled() => return false,
-            }
-        }
+    /// Resolves at the next release of a slot after this call (the durable puller takes it
+    /// before it looks at the free slots, so that no release between is missed).
+    pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.freed.notified()
     }
 
-    /// A slot for a job of `tenant` running `action`, in its turn. `deadline`: how long it may
-    /// wait (`None`: as long as it takes, but not past a rate quota); `stop` ends the wait.
+    /// Whether `action` of `tenant` has a quota of its own (a durable job of it cannot take
+    /// the slot reserved for it as it arrived: it waits for its action's room in turn).
+    pub fn has_action_quota(&self, tenant: Option<&str>, action: &str) -> bool {
+        self.config.action_quota(tenant, action).is_some()
+    }
+
+    /// A slot for a job of `tenant` running `action`, in its turn, waiting as `wait` says;
+    /// `stop` ends the wait.
     pub async fn admit(
         self: &Arc<Self>,
         tenant: Option<&str>,
         action: &str,
-        deadline: Option<Instant>,
+        wait: Wait,
         stop: &CancellationToken,
     ) -> Result<Slot, Refused> {
+        let deadline = match wait {
+            Wait::Until(deadline) => Some(deadline),
+            Wait::InHand => None,
+        };
         let arrived = Instant::now();
         let key = tenant_key(tenant);
         let action_key = self
@@ -333,7 +346,8 @@ impl Scheduler {
     }
 
     /// Reserves the job's start under the rate quotas of its tenant and action; how long it
-    /// must wait for it, or why it may not.
+    /// must wait for it, or why it may not. Without a deadline (a durable job in hand) only
+    /// the action's rate counts, and it waits as long as it must.
     fn take_rate(
         &self,
         tenant: Option<&str>,
@@ -344,8 +358,11 @@ impl Scheduler {
     ) -> Result<Duration, Refused> {
         let policy = self.config.policy(tenant);
         let action_quota = self.config.action_quota(tenant, action).unwrap_or_default();
-        let (tenant_rate, action_rate) =
-            (policy.quota.jobs_per_second, action_quota.jobs_per_second);
+        let tenant_rate = match deadline {
+            Some(_) => policy.quota.jobs_per_second,
+            None => 0.0,
+        };
+        let action_rate = action_quota.jobs_per_second;
         if tenant_rate <= 0.0 && action_rate <= 0.0 {
             return Ok(Duration::ZERO);
         }
@@ -360,10 +377,7 @@ impl Scheduler {
             let usage = state.actions.entry(action_key.to_string()).or_default();
             wait = wait.max(usage.rate_wait(action_rate, now));
         }
-        let may_wait = match deadline {
-            Some(deadline) => now + wait <= deadline,
-            None => wait.is_zero(),
-        };
+        let may_wait = deadline.is_none_or(|deadline| now + wait <= deadline);
         if !may_wait {
             let (what, rate) = if action_rate > 0.0 && tenant_rate <= 0.0 {
                 (format!("action {action}"), action_rate)
@@ -637,6 +651,9 @@ fn label(tenant: Option<&str>) -> String {
         None => "the jobs without a tenant".to_string(),
     }
 }
+
+mod plan;
+pub use plan::{LaneDemand, PullPlan};
 
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,8 @@ fn section(text: &str) -> TenantsSection {
     toml::from_str(text).unwrap()
 }
 
-fn later(ms: u64) -> Option<Instant> {
-    Some(Instant::now() + Duration::from_millis(ms))
+fn later(ms: u64) -> Wait {
+    Wait::Until(Instant::now() + Duration::from_millis(ms))
 }
 
 /// Starts a job of `tenant` that waits for its slot; the slot comes back on the channel.
@@ -20,7 +20,7 @@ fn waiter(
     tokio::spawn(async move {
         let stop = CancellationToken::new();
         let slot = scheduler
-            .admit(Some(tenant), "a", None, &stop)
+            .admit(Some(tenant), "a", Wait::InHand, &stop)
             .await
             .unwrap();
         let _ = started.send((tenant, slot));
@@ -197,20 +197,45 @@ async fn a_rate_quota_spaces_starts_and_refuses_past_the_deadline() {
     };
     assert!(message.contains("may start 2 jobs per second"), "{message}");
     assert!(retry_after > Duration::ZERO);
-    // Without a deadline (a durable job) a wait is refused, not taken.
-    assert!(scheduler.admit(Some("t"), "a", None, &stop).await.is_err());
+    // A durable job in hand had its tenant's start taken when it was pulled: it is not
+    // held back by the tenant's rate again.
+    let in_hand = tokio::time::timeout(
+        Duration::from_millis(100),
+        scheduler.admit(Some("t"), "a", Wait::InHand, &stop),
+    );
+    assert!(in_hand.await.unwrap().is_ok());
+}
+
+#[tokio::test]
+async fn a_durable_job_in_hand_waits_out_its_actions_rate() {
+    let scheduler = Scheduler::new(
+        4,
+        section("[actions.\"t.a\"]\njobs_per_second = 4.0\n"),
+    );
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    // A burst of one second's worth (4) may start at once, then one each 250 ms.
+    for _ in 0..5 {
+        let slot = scheduler.admit(Some("t"), "a", Wait::InHand, &stop).await;
+        drop(slot.unwrap());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn a_full_queue_refuses_at_once_and_a_given_up_wait_leaves_no_trace() {
     let scheduler = Scheduler::new(1, section("max_queued = 1"));
     let stop = CancellationToken::new();
-    let held = scheduler.admit(None, "a", None, &stop).await.unwrap();
+    let held = scheduler.admit(None, "a", Wait::InHand, &stop).await.unwrap();
     let waiting = {
         let scheduler = scheduler.clone();
         tokio::spawn(async move {
             let stop = CancellationToken::new();
-            scheduler.admit(Some("b"), "a", None, &stop).await.map(drop)
+            scheduler.admit(Some("b"), "a", Wait::InHand, &stop).await.map(drop)
         })
     };
     settle().await;
@@ -259,7 +284,7 @@ async fn reserved_slots_are_claimed_or_given_back_and_stop_ends_a_wait() {
     assert_eq!(scheduler.free(), 0);
     let stop = CancellationToken::new();
     stop.cancel();
-    let stopped = scheduler.admit(Some("y"), "a", None, &stop).await;
+    let stopped = scheduler.admit(Some("y"), "a", Wait::InHand, &stop).await;
     assert_eq!(stopped.err(), Some(Refused::Stopping));
     drop(slot);
     assert_eq!(scheduler.free(), 1);
