@@ -198,3 +198,144 @@ async fn the_durable_queue_depth_is_shown_per_tenant() {
     );
     worker.terminate().await;
 }
+
+/// Submits `job` durably with its results sent to `inbox`.
+async fn submit_to(js: &async_nats::jetstream::Context, inbox: &str, mut job: Value) {
+    job["reply_to"] = json!(inbox);
+    let tenant = job["tenant"].as_str().unwrap().to_string();
+    submit_json(js, &format!("actions.jobs.{tenant}"), &job).await;
+}
+
+/// The next `n` results on `results`, by job id.
+async fn collect(
+    results: &mut async_nats::Subscriber,
+    n: usize,
+) -> std::collections::HashMap<String, Value> {
+    let mut by_id = std::collections::HashMap::new();
+    while by_id.len() < n {
+        let next = tokio::time::timeout(
+            Duration::from_secs(60),
+            futures_util::StreamExt::next(results),
+        )
+        .await
+        .expect("every job answered within 60 s")
+        .unwrap();
+        let result: Value = serde_json::from_slice(&next.payload).unwrap();
+        by_id.insert(result["job_id"].as_str().unwrap().to_string(), result);
+    }
+    by_id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_backlog_does_not_stand_in_front_of_another_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let url = nats.url.clone();
+    let extra = format!(
+        "[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 4\n[limits.max]\nfuel = 100000000000\n"
+    );
+    let worker = Worker::start(dir.path(), &extra).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let inbox = client.new_inbox();
+    let mut results = client.subscribe(inbox.clone()).await.unwrap();
+
+    // The backlog: 40 jobs of 100 ms in the stream, ten times what the worker runs at once.
+    for i in 0..40 {
+        submit_to(&js, &inbox, timed_job(&format!("bulk-{i}"), "bulk", 100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Then the live tenant's jobs, behind all of it in the stream.
+    for i in 0..4 {
+        submit_to(&js, &inbox, timed_job(&format!("live-{i}"), "live", 1)).await;
+    }
+    let by_id = collect(&mut results, 44).await;
+    let starts = |prefix: &str| {
+        let mut starts: Vec<f64> = by_id
+            .iter()
+            .filter(|(id, _)| id.starts_with(prefix))
+            .map(|(_, result)| {
+                assert_eq!(result["status"], "ok", "{result}");
+                result["output"].as_f64().unwrap()
+            })
+            .collect();
+        starts.sort_by(f64::total_cmp);
+        starts
+    };
+    let (bulk, live) = (starts("bulk-"), starts("live-"));
+    let first = bulk[0];
+    eprintln!(
+        "bulk starts: {:?}\nlive starts: {:?}",
+        bulk.iter().map(|t| t - first).collect::<Vec<_>>(),
+        live.iter().map(|t| t - first).collect::<Vec<_>>()
+    );
+    // In stream order all 40 would have started first; in turns, the live jobs start before
+    // most of the backlog.
+    let median = bulk[bulk.len() / 2];
+    let last_live = live[live.len() - 1];
+    assert!(
+        last_live < median,
+        "the live tenant's last job started at {last_live}, after half the backlog ({median})"
+    );
+    worker.terminate().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let url = nats.url.clone();
+    let extra = format!(
+        "[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 8\n[limits.max]\nfuel = 100000000000\n\
+         [tenants.overrides.capped]\nmax_in_flight = 1\n\
+         [tenants.overrides.slow]\njobs_per_second = 2.0\n"
+    );
+    let worker = Worker::start(dir.path(), &extra).await;
+    let client = async_nats::connect(&url).await.unwrap();
+    let js = async_nats::jetstream::new(client.clone());
+    let inbox = client.new_inbox();
+    let mut results = client.subscribe(inbox.clone()).await.unwrap();
+
+    for i in 0..3 {
+        submit_to(&js, &inbox, timed_job(&format!("capped-{i}"), "capped", 400)).await;
+    }
+    for i in 0..5 {
+        submit_to(&js, &inbox, timed_job(&format!("slow-{i}"), "slow", 1)).await;
+    }
+    // While the first capped job runs, the others wait in the stream, not in the worker.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stream = js.get_stream("ACTIONS_JOBS").await.unwrap();
+    let mut lane: async_nats::jetstream::consumer::PullConsumer = stream
+        .get_consumer("action-workers-capped")
+        .await
+        .unwrap();
+    let info = lane.info().await.unwrap();
+    assert_eq!(
+        (info.num_ack_pending, info.num_pending),
+        (1, 2),
+        "one capped job in hand, two in the stream"
+    );
+
+    let by_id = collect(&mut results, 8).await;
+    let starts = |prefix: &str| {
+        let mut starts: Vec<f64> = by_id
+            .iter()
+            .filter(|(id, _)| id.starts_with(prefix))
+            .map(|(_, result)| {
+                assert_eq!(result["status"], "ok", "over quota is later, not refused: {result}");
+                result["output"].as_f64().unwrap()
+            })
+            .collect();
+        starts.sort_by(f64::total_cmp);
+        starts
+    };
+    // One at a time: each capped job starts after the one before it ended.
+    let capped = starts("capped-");
+    for pair in capped.windows(2) {
+        assert!(pair[1] - pair[0] >= 0.39, "{capped:?}");
+    }
+    // Two a second, after a burst of one second's worth: the fifth starts 1.5 s after the first.
+    let slow = starts("slow-");
+    assert!(slow[4] - slow[0] >= 1.3, "{slow:?}");
+    worker.terminate().await;
+}
