@@ -10,6 +10,7 @@ use async_nats::jetstream::Message;
 use async_nats::jetstream::message::AckKind;
 
 use super::rules::{self, Facts, Intake, Lookup, Outcome, Step, Storing};
+use super::lanes::InHand;
 use super::{Durable, Stored, id_names_a_result, results_subject};
 use crate::guard::{self, Panicked, Stage};
 use crate::pipeline::{Arrival, Path, Refusal, Unrun, is_over_capacity};
@@ -40,14 +41,23 @@ struct Delivery<'a> {
     slot: Option<Reserved>,
     /// The runs its lane allows a job.
     max_attempts: u32,
+    /// Counts the job against its lane until its run is over.
+    in_hand: Option<InHand>,
+}
+
+/// What the puller hands over with a message: the slot taken for it as it arrived (if one
+/// was free), the runs its lane allows, and its count in the lane.
+pub(super) struct Taken {
+    pub slot: Option<Reserved>,
+    pub max_attempts: u32,
+    pub in_hand: InHand,
 }
 
 pub(super) async fn handle_job(
     worker: &Worker,
     durable: &Durable,
     message: &Message,
-    slot: Option<Reserved>,
-    max_attempts: u32,
+    taken: Taken,
 ) {
     let (delivered, sequence) = match message.info() {
         Ok(info) => (
@@ -63,8 +73,9 @@ pub(super) async fn handle_job(
     // From here until the job is acked or handed back, JetStream hears that it is in hand.
     let _progress = super::pull::Progress::start(message, durable.ack_wait);
     let mut delivery = Delivery::open(worker, durable, message, delivered, sequence);
-    delivery.slot = slot;
-    delivery.max_attempts = max_attempts;
+    delivery.slot = taken.slot;
+    delivery.max_attempts = taken.max_attempts;
+    delivery.in_hand = Some(taken.in_hand);
     let intake = match delivery.job {
         Ok(_) => Intake::Runnable,
         Err(_) => Intake::Unrunnable,
@@ -72,7 +83,7 @@ pub(super) async fn handle_job(
     if intake == Intake::Runnable && delivered > 1 {
         crate::metrics::global().redelivered();
     }
-    let mut facts = Facts::new(delivered, max_attempts, intake);
+    let mut facts = Facts::new(delivered, delivery.max_attempts, intake);
     loop {
         match rules::next(&facts) {
             Step::Reject => facts.outcome = Some(delivery.reject()),
@@ -123,6 +134,7 @@ impl<'a> Delivery<'a> {
             panicked: None,
             slot: None,
             max_attempts: durable.max_attempts,
+            in_hand: None,
         }
     }
 
@@ -204,6 +216,8 @@ impl<'a> Delivery<'a> {
         };
         let slot = self.slot.take();
         let result = self.worker.pipeline.run_in(job, self.arrival, slot).await;
+        // Its slot is free again: its lane may have another job while this one is stored.
+        self.in_hand = None;
         self.outcome(result)
     }
 

@@ -15,7 +15,7 @@ use sha2::Digest;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
 
 use super::{Durable, SHARED_CONSUMER};
-use crate::scheduler::LaneDemand;
+use crate::scheduler::{LaneDemand, Scheduler};
 
 /// A lane consumer that no worker has pulled from for this long is deleted by the server
 /// (it has no jobs left then: workers pull from a lane with work).
@@ -61,23 +61,31 @@ pub struct Lane {
     /// Jobs may be waiting in it (a doorbell or the survey said so, and no pull since found
     /// it empty).
     pub has_work: bool,
-    /// Its jobs in this process (pulled, not yet acked or handed back).
+    /// Its jobs in this process that wait for their slot or run.
     pub in_hand: Arc<AtomicU32>,
 }
 
-/// Counts a job in hand of its lane until dropped.
-pub struct InHand(Arc<AtomicU32>);
+/// Counts a job of its lane until dropped (when its run is over), and then wakes the puller:
+/// the lane may take another.
+pub struct InHand {
+    count: Arc<AtomicU32>,
+    scheduler: Arc<Scheduler>,
+}
 
 impl InHand {
-    pub fn new(count: &Arc<AtomicU32>) -> Self {
+    pub fn new(count: &Arc<AtomicU32>, scheduler: &Arc<Scheduler>) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
-        Self(count.clone())
+        Self {
+            count: count.clone(),
+            scheduler: scheduler.clone(),
+        }
     }
 }
 
 impl Drop for InHand {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.scheduler.wake_puller();
     }
 }
 

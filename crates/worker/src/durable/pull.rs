@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Durable;
+use super::job::Taken;
 use super::lanes::{self, InHand, Lanes};
 use crate::guard::{self, Stage};
-use crate::scheduler::Reserved;
 use crate::worker::Worker;
 
 /// Sends progress acks for `message` every third of `ack_wait` until dropped (a panic or a
@@ -187,9 +187,13 @@ impl Pull {
                 }
                 // The slot is taken as the message arrives; without one (request-reply jobs
                 // took them since the plan), the job waits for one in the pipeline.
-                let slot = worker.pipeline.scheduler.reserve();
-                let in_hand = InHand::new(&self.in_hand);
-                let job = handle(worker.clone(), durable.clone(), message, slot, self.max_attempts, in_hand);
+                let scheduler = &worker.pipeline.scheduler;
+                let taken = Taken {
+                    slot: scheduler.reserve(),
+                    max_attempts: self.max_attempts,
+                    in_hand: InHand::new(&self.in_hand, scheduler),
+                };
+                let job = handle(worker.clone(), durable.clone(), message, taken);
                 worker.jobs.spawn(job);
             }
             Ok::<(), ()>(())
@@ -242,9 +246,7 @@ async fn handle(
     worker: Arc<Worker>,
     durable: Arc<Durable>,
     message: Message,
-    slot: Option<Reserved>,
-    max_attempts: u32,
-    _in_hand: InHand,
+    taken: Taken,
 ) {
     let msg_id = super::job::msg_id(&message);
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
@@ -252,7 +254,7 @@ async fn handle(
     // them (reading, storing and announcing results), and hands the job back for another try.
     let handled = guard::guarded(
         Stage::Store,
-        super::job::handle_job(&worker, &durable, &message, slot, max_attempts),
+        super::job::handle_job(&worker, &durable, &message, taken),
     )
     .instrument(span.clone())
     .await;

@@ -275,6 +275,11 @@ impl Scheduler {
         }
     }
 
+    /// Wakes the durable puller as a release of a slot does (a lane's job finished its run).
+    pub fn wake_puller(&self) {
+        self.freed.notify_waiters();
+    }
+
     /// Resolves at the next release of a slot after this call (the durable puller takes it
     /// before it looks at the free slots, so that no release between is missed).
     pub fn freed(&self) -> tokio::sync::futures::Notified<'_> {
