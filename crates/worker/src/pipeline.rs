@@ -298,7 +298,10 @@ impl Pipeline {
             Path::Local => return Ok(None),
             Path::RequestReply => {
                 let wait = Duration::from_millis(self.scheduler.config().queue_deadline_ms);
-                (Wait::Until(arrival.started + wait), CancellationToken::new())
+                (
+                    Wait::Until(arrival.started + wait),
+                    CancellationToken::new(),
+                )
             }
             Path::Durable => (Wait::InHand, self.stop.clone()),
         };

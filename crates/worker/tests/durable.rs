@@ -601,3 +601,74 @@ async fn sigterm_lets_the_running_job_finish_and_takes_no_more() {
     assert_eq!(result["status"], "ok", "{result}");
     assert!(next.terminate().await.success());
 }
+
+/// A stream and shared consumer as a worker before lanes left them: the consumer is deleted,
+/// the job an old replica held goes back to the stream, and every job is taken through the
+/// lanes (found by the survey: they were stored before the worker started).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_replaces_the_consumer_that_older_versions_shared() {
+    use jetstream::consumer::{AckPolicy, pull};
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "ACTIONS_JOBS".into(),
+            subjects: vec!["actions.jobs.>".into()],
+            retention: jetstream::stream::RetentionPolicy::WorkQueue,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let shared: jetstream::consumer::PullConsumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("action-workers".into()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let code = "def execute_action(c):\n    return c['args']['x'] * 2\n";
+    for id in ["old-1", "old-2"] {
+        publish_json(&js, &python_job(id, code)).await;
+    }
+    // An old replica holds the first job, unacked, when the new worker starts.
+    let mut held = shared.fetch().max_messages(1).messages().await.unwrap();
+    let held = held.next().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&held.payload).contains("old-1"));
+
+    let worker = Worker::start(dir.path(), &worker_config(&nats.url, "")).await;
+    for id in ["old-1", "old-2"] {
+        let result = wait_stored(&js, id, Duration::from_secs(30)).await;
+        assert_eq!(result["status"], "ok", "{result}");
+        assert_eq!(result["output"], 4);
+    }
+    let mut stream = js.get_stream("ACTIONS_JOBS").await.unwrap();
+    assert!(
+        stream.consumer_info("action-workers").await.is_err(),
+        "the shared consumer is gone"
+    );
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, 0, "both jobs acked");
+    let republish = info.config.republish.clone().expect("the doorbell is set");
+    assert_eq!(
+        (republish.destination.as_str(), republish.headers_only),
+        ("actions.queued.>", true)
+    );
+    // A new job rings the doorbell: its headers, without its payload, on actions.queued.
+    let mut doorbell = client.subscribe("actions.queued.>").await.unwrap();
+    publish_json(&js, &python_job("new-1", code)).await;
+    let rung = tokio::time::timeout(Duration::from_secs(5), doorbell.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rung.subject.as_str(), "actions.queued.default");
+    assert!(rung.payload.is_empty());
+    let headers = rung.headers.unwrap();
+    assert_eq!(headers.get("Nats-Msg-Id").unwrap().as_str(), "new-1");
+    let result = wait_stored(&js, "new-1", Duration::from_secs(5)).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    assert!(worker.terminate().await.success());
+}

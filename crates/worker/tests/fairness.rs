@@ -297,7 +297,12 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     let mut results = client.subscribe(inbox.clone()).await.unwrap();
 
     for i in 0..3 {
-        submit_to(&js, &inbox, timed_job(&format!("capped-{i}"), "capped", 400)).await;
+        submit_to(
+            &js,
+            &inbox,
+            timed_job(&format!("capped-{i}"), "capped", 400),
+        )
+        .await;
     }
     for i in 0..5 {
         submit_to(&js, &inbox, timed_job(&format!("slow-{i}"), "slow", 1)).await;
@@ -305,10 +310,8 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     // While the first capped job runs, the others wait in the stream, not in the worker.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stream = js.get_stream("ACTIONS_JOBS").await.unwrap();
-    let mut lane: async_nats::jetstream::consumer::PullConsumer = stream
-        .get_consumer("action-workers-capped")
-        .await
-        .unwrap();
+    let mut lane: async_nats::jetstream::consumer::PullConsumer =
+        stream.get_consumer("action-workers-capped").await.unwrap();
     let info = lane.info().await.unwrap();
     assert_eq!(
         (info.num_ack_pending, info.num_pending),
@@ -322,7 +325,10 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
             .iter()
             .filter(|(id, _)| id.starts_with(prefix))
             .map(|(_, result)| {
-                assert_eq!(result["status"], "ok", "over quota is later, not refused: {result}");
+                assert_eq!(
+                    result["status"], "ok",
+                    "over quota is later, not refused: {result}"
+                );
                 result["output"].as_f64().unwrap()
             })
             .collect();

@@ -9,8 +9,8 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::Message;
 use async_nats::jetstream::message::AckKind;
 
-use super::rules::{self, Facts, Intake, Lookup, Outcome, Step, Storing};
 use super::lanes::InHand;
+use super::rules::{self, Facts, Intake, Lookup, Outcome, Step, Storing};
 use super::{Durable, Stored, id_names_a_result, results_subject};
 use crate::guard::{self, Panicked, Stage};
 use crate::pipeline::{Arrival, Path, Refusal, Unrun, is_over_capacity};

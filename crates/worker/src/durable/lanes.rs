@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use sha2::Digest;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer, pull};
+use sha2::Digest;
 
 use super::{Durable, SHARED_CONSUMER};
 use crate::scheduler::{LaneDemand, Scheduler};
@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn lanes_are_the_first_token_after_the_head() {
         assert_eq!(lane_of("actions.jobs.acme", "actions.jobs."), Some("acme"));
-        assert_eq!(lane_of("actions.jobs.acme.x.y", "actions.jobs."), Some("acme"));
+        assert_eq!(
+            lane_of("actions.jobs.acme.x.y", "actions.jobs."),
+            Some("acme")
+        );
         assert_eq!(lane_of("actions.queued.b", "actions.queued."), Some("b"));
         assert_eq!(lane_of("actions.jobs.", "actions.jobs."), None);
         assert_eq!(lane_of("other.jobs.a", "actions.jobs."), None);
@@ -223,10 +226,39 @@ mod tests {
             let name = consumer_name(lane);
             assert!(name.starts_with("action-workers-~"), "{name}");
             assert!(
-                name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-~".contains(&b)),
+                name.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-~".contains(&b)),
                 "{name}"
             );
         }
         assert_ne!(consumer_name("a/b"), consumer_name("a\\b"));
+    }
+
+    proptest::proptest! {
+        /// Any subject token names a valid consumer, and two lanes never share one.
+        #[test]
+        fn any_lane_has_a_valid_consumer_of_its_own(a in "\\PC{1,80}", b in "\\PC{1,80}") {
+            for lane in [&a, &b] {
+                let name = consumer_name(lane);
+                proptest::prop_assert!(name.len() <= 80, "{}", name);
+                proptest::prop_assert!(
+                    name.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_~".contains(&c)),
+                    "{}", name
+                );
+            }
+            if a != b {
+                proptest::prop_assert_ne!(consumer_name(&a), consumer_name(&b));
+            }
+        }
+
+        /// A subject's lane is one of its tokens, never empty and never with a dot.
+        #[test]
+        fn a_lane_is_one_token(subject in "[a-z.]{0,12}(\\.[^ .]{0,6}){0,4}") {
+            if let Some(lane) = lane_of(&subject, "actions.jobs.") {
+                proptest::prop_assert!(!lane.is_empty() && !lane.contains('.'));
+                let head = format!("actions.jobs.{}", lane);
+                proptest::prop_assert!(subject.starts_with(&head));
+            }
+        }
     }
 }

@@ -288,7 +288,9 @@ async fn retire_shared_consumer(stream: &stream::Stream) {
              taken through one consumer per tenant, {SHARED_CONSUMER}-<tenant>; upgrade every \
              replica"
         ),
-        Err(error) => tracing::warn!(%error, "cannot delete the consumer {SHARED_CONSUMER}; the lanes' consumers cannot be created beside it"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot delete the consumer {SHARED_CONSUMER}; the lanes' consumers cannot be created beside it")
+        }
     }
 }
 

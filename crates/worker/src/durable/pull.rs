@@ -179,7 +179,8 @@ impl Pull {
                 .await
                 .map_err(|error| tracing::warn!(%error, "cannot pull jobs; retrying"))?;
             while let Some(next) = batch.next().await {
-                let message = next.map_err(|error| tracing::warn!(%error, "the pull failed; retrying"))?;
+                let message =
+                    next.map_err(|error| tracing::warn!(%error, "the pull failed; retrying"))?;
                 got += 1;
                 if stop.is_cancelled() {
                     let _ = message.ack_with(AckKind::Nak(None)).await;
@@ -242,12 +243,7 @@ fn hear(doorbell: &mut Option<async_nats::Subscriber>, lanes: &mut Lanes, head: 
     }
 }
 
-async fn handle(
-    worker: Arc<Worker>,
-    durable: Arc<Durable>,
-    message: Message,
-    taken: Taken,
-) {
+async fn handle(worker: Arc<Worker>, durable: Arc<Durable>, message: Message, taken: Taken) {
     let msg_id = super::job::msg_id(&message);
     let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
     // The stages of the job are guarded one by one; this catches a panic in the glue between

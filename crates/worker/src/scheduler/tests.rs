@@ -208,10 +208,7 @@ async fn a_rate_quota_spaces_starts_and_refuses_past_the_deadline() {
 
 #[tokio::test]
 async fn a_durable_job_in_hand_waits_out_its_actions_rate() {
-    let scheduler = Scheduler::new(
-        4,
-        section("[actions.\"t.a\"]\njobs_per_second = 4.0\n"),
-    );
+    let scheduler = Scheduler::new(4, section("[actions.\"t.a\"]\njobs_per_second = 4.0\n"));
     let stop = CancellationToken::new();
     let started = Instant::now();
     // A burst of one second's worth (4) may start at once, then one each 250 ms.
@@ -230,12 +227,18 @@ async fn a_durable_job_in_hand_waits_out_its_actions_rate() {
 async fn a_full_queue_refuses_at_once_and_a_given_up_wait_leaves_no_trace() {
     let scheduler = Scheduler::new(1, section("max_queued = 1"));
     let stop = CancellationToken::new();
-    let held = scheduler.admit(None, "a", Wait::InHand, &stop).await.unwrap();
+    let held = scheduler
+        .admit(None, "a", Wait::InHand, &stop)
+        .await
+        .unwrap();
     let waiting = {
         let scheduler = scheduler.clone();
         tokio::spawn(async move {
             let stop = CancellationToken::new();
-            scheduler.admit(Some("b"), "a", Wait::InHand, &stop).await.map(drop)
+            scheduler
+                .admit(Some("b"), "a", Wait::InHand, &stop)
+                .await
+                .map(drop)
         })
     };
     settle().await;
@@ -288,4 +291,89 @@ async fn reserved_slots_are_claimed_or_given_back_and_stop_ends_a_wait() {
     assert_eq!(stopped.err(), Some(Refused::Stopping));
     drop(slot);
     assert_eq!(scheduler.free(), 1);
+}
+
+fn lanes<'a>(tenants: &[(&'a str, u32)]) -> Vec<LaneDemand<'a>> {
+    tenants
+        .iter()
+        .map(|&(tenant, in_hand)| LaneDemand {
+            tenant: Some(tenant),
+            in_hand,
+        })
+        .collect()
+}
+
+#[test]
+fn pulls_share_the_free_slots_among_lanes_in_turn() {
+    let scheduler = Scheduler::new(16, TenantsSection::default());
+    // A lane with a backlog in hand and a new one: the new one is served first, and the
+    // rest evenly.
+    let plan = scheduler.plan_pulls(&lanes(&[("bulk", 10), ("live", 0)]), 4, 0);
+    assert_eq!(plan.pulls, vec![0, 4]);
+    let plan = scheduler.plan_pulls(&lanes(&[("a", 0), ("b", 0)]), 6, 0);
+    assert_eq!(plan.pulls, vec![3, 3]);
+    // Odd slots: `turn` decides who gets the extra one.
+    assert_eq!(
+        scheduler
+            .plan_pulls(&lanes(&[("a", 0), ("b", 0)]), 1, 0)
+            .pulls,
+        vec![1, 0]
+    );
+    assert_eq!(
+        scheduler
+            .plan_pulls(&lanes(&[("a", 0), ("b", 0)]), 1, 1)
+            .pulls,
+        vec![0, 1]
+    );
+    // A lone lane takes its share (14 of 16), not the headroom.
+    let plan = scheduler.plan_pulls(&lanes(&[("alone", 0)]), 16, 0);
+    assert_eq!(plan.pulls, vec![14]);
+    assert_eq!(plan.rate_wait, None);
+    assert!(scheduler.plan_pulls(&[], 16, 0).pulls.is_empty());
+}
+
+#[test]
+fn pulls_follow_weights_and_quotas() {
+    let config = section("[overrides.gold]\nweight = 3\n[overrides.capped]\nmax_in_flight = 2\n");
+    let scheduler = Scheduler::new(16, config);
+    let plan = scheduler.plan_pulls(&lanes(&[("gold", 0), ("plain", 0)]), 8, 0);
+    assert_eq!(plan.pulls, vec![6, 2]);
+    let plan = scheduler.plan_pulls(&lanes(&[("capped", 1), ("plain", 0)]), 8, 0);
+    assert_eq!(plan.pulls, vec![1, 7]);
+    // At its quota, a lane gets nothing however many slots are free.
+    let plan = scheduler.plan_pulls(&lanes(&[("capped", 2)]), 16, 0);
+    assert_eq!(plan.pulls, vec![0]);
+    assert_eq!(plan.rate_wait, None);
+}
+
+#[test]
+fn pulls_take_a_rate_quota_and_give_back_what_they_did_not_find() {
+    let scheduler = Scheduler::new(16, section("[overrides.slow]\njobs_per_second = 2.0\n"));
+    // A burst of one second's worth (2), then nothing until the next start is due.
+    let plan = scheduler.plan_pulls(&lanes(&[("slow", 0)]), 8, 0);
+    assert_eq!(plan.pulls, vec![2]);
+    let plan = scheduler.plan_pulls(&lanes(&[("slow", 0)]), 8, 0);
+    assert_eq!(plan.pulls, vec![0]);
+    let wait = plan.rate_wait.expect("held back by its rate");
+    assert!(
+        wait > Duration::from_millis(400) && wait <= Duration::from_millis(500),
+        "{wait:?}"
+    );
+    // Other lanes are not held back meanwhile.
+    let plan = scheduler.plan_pulls(&lanes(&[("slow", 0), ("free", 0)]), 4, 0);
+    assert_eq!(plan.pulls, vec![0, 4]);
+    assert_eq!(plan.rate_wait, None);
+    // The pull found one job of the two: one start comes back.
+    scheduler.refund_starts(Some("slow"), 1);
+    let plan = scheduler.plan_pulls(&lanes(&[("slow", 0)]), 8, 0);
+    assert_eq!(plan.pulls, vec![1]);
+}
+
+#[test]
+fn pulls_count_a_tenants_running_request_reply_jobs() {
+    let scheduler = Scheduler::new(4, section("[overrides.t]\nmax_in_flight = 2\n"));
+    let reserved = scheduler.reserve().unwrap();
+    let _slot = scheduler.claim(reserved, Some("t"), "a");
+    let plan = scheduler.plan_pulls(&lanes(&[("t", 0)]), 3, 0);
+    assert_eq!(plan.pulls, vec![1]);
 }
