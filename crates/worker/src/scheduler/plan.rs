@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Scheduler, tenant_key};
+use super::{Scheduler, State, tenant_key};
 
 /// One lane with jobs waiting in the stream, as the puller sees it.
 #[derive(Debug, Clone, Copy)]
@@ -50,47 +50,64 @@ impl Scheduler {
             })
             .collect();
         for _ in 0..free {
-            let mut best: Option<(usize, f64)> = None;
-            for k in 0..lanes.len() {
-                let at = (turn + k) % lanes.len();
-                let lane = &lanes[at];
-                let held = lane.in_hand.max(running[at]) + plan.pulls[at];
-                if held as usize >= self.cap(lane.tenant) {
-                    continue;
-                }
-                let policy = self.config.policy(lane.tenant);
-                let rate = policy.quota.jobs_per_second;
-                if rate > 0.0 {
-                    let key = tenant_key(lane.tenant);
-                    let usage = &state.tenants.entry(key).or_default().usage;
-                    let wait = usage.rate_wait(rate, now);
-                    if !wait.is_zero() {
-                        plan.rate_wait = Some(plan.rate_wait.map_or(wait, |w| w.min(wait)));
-                        continue;
-                    }
-                }
-                let held = f64::from(held) / f64::from(policy.weight);
-                if best.is_none_or(|(_, fewest)| held < fewest) {
-                    best = Some((at, held));
-                }
-            }
-            let Some((at, _)) = best else { break };
+            let Some(at) = self.next_lane(&mut state, lanes, &running, &mut plan, turn, now) else {
+                break;
+            };
             plan.pulls[at] += 1;
             let rate = self.config.policy(lanes[at].tenant).quota.jobs_per_second;
             if rate > 0.0 {
                 let key = tenant_key(lanes[at].tenant);
-                state
-                    .tenants
-                    .entry(key)
-                    .or_default()
-                    .usage
-                    .take_rate(rate, now);
+                let usage = &mut state.tenants.entry(key).or_default().usage;
+                usage.take_rate(rate, now);
             }
         }
         if plan.pulls.iter().any(|&n| n > 0) {
             plan.rate_wait = None;
         }
         plan
+    }
+
+    /// The lane to give the next slot: the one holding the fewest jobs for its weight (from
+    /// `turn` on, among equals) of those under their share, `max_in_flight` and rate; the
+    /// nearest rate's room is noted in the plan.
+    fn next_lane(
+        &self,
+        state: &mut State,
+        lanes: &[LaneDemand<'_>],
+        running: &[u32],
+        plan: &mut PullPlan,
+        turn: usize,
+        now: Instant,
+    ) -> Option<usize> {
+        let mut best: Option<(usize, f64)> = None;
+        for k in 0..lanes.len() {
+            let at = (turn + k) % lanes.len();
+            let lane = &lanes[at];
+            let held = lane.in_hand.max(running[at]) + plan.pulls[at];
+            if held as usize >= self.cap(lane.tenant) {
+                continue;
+            }
+            let policy = self.config.policy(lane.tenant);
+            let rate = policy.quota.jobs_per_second;
+            if rate > 0.0 {
+                let key = tenant_key(lane.tenant);
+                let wait = state
+                    .tenants
+                    .entry(key)
+                    .or_default()
+                    .usage
+                    .rate_wait(rate, now);
+                if !wait.is_zero() {
+                    plan.rate_wait = Some(plan.rate_wait.map_or(wait, |w| w.min(wait)));
+                    continue;
+                }
+            }
+            let held = f64::from(held) / f64::from(policy.weight);
+            if best.is_none_or(|(_, fewest)| held < fewest) {
+                best = Some((at, held));
+            }
+        }
+        best.map(|(at, _)| at)
     }
 
     /// Gives back `unused` starts taken by [`Self::plan_pulls`] for `tenant` that its pull
