@@ -288,7 +288,8 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     let extra = format!(
         "[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 8\n[limits.max]\nfuel = 100000000000\n\
          [tenants.overrides.capped]\nmax_in_flight = 1\n\
-         [tenants.overrides.slow]\njobs_per_second = 2.0\n"
+         [tenants.overrides.slow]\njobs_per_second = 2.0\n\
+         [tenants.actions.\"acts.busy\"]\nmax_in_flight = 1\n"
     );
     let worker = Worker::start(dir.path(), &extra).await;
     let client = async_nats::connect(&url).await.unwrap();
@@ -296,6 +297,9 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     let inbox = client.new_inbox();
     let mut results = client.subscribe(inbox.clone()).await.unwrap();
 
+    for i in 0..3 {
+        submit_to(&js, &inbox, timed_job(&format!("acts-{i}"), "acts", 300)).await;
+    }
     for i in 0..3 {
         submit_to(
             &js,
@@ -319,7 +323,7 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
         "one capped job in hand, two in the stream"
     );
 
-    let by_id = collect(&mut results, 8).await;
+    let by_id = collect(&mut results, 11).await;
     let starts = |prefix: &str| {
         let mut starts: Vec<f64> = by_id
             .iter()
@@ -339,6 +343,11 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     let capped = starts("capped-");
     for pair in capped.windows(2) {
         assert!(pair[1] - pair[0] >= 0.39, "{capped:?}");
+    }
+    // An action's quota, known once the job is pulled: its jobs wait in hand, one at a time.
+    let acts = starts("acts-");
+    for pair in acts.windows(2) {
+        assert!(pair[1] - pair[0] >= 0.29, "{acts:?}");
     }
     // Two a second, after a burst of one second's worth: the fifth starts 1.5 s after the first.
     let slow = starts("slow-");
