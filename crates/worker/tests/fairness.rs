@@ -354,3 +354,60 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
     assert!(slow[4] - slow[0] >= 1.3, "{slow:?}");
     worker.terminate().await;
 }
+
+/// A job of `tenant` that notes when it started, then sleeps `ms` (an I/O-bound job).
+fn napping_job(id: &str, tenant: &str, ms: u64) -> Value {
+    let code = format!(
+        "import time\ndef execute_action(c):\n    start = time.time()\n    time.sleep({})\n    return start\n",
+        ms as f64 / 1000.0
+    );
+    json!({"id": id, "tenant": tenant,
+           "action": {"name": "nap", "type": "python", "python": {"code": code}}})
+}
+
+/// How many of `starts` began within 150 ms of the first.
+fn started_together(results: impl Iterator<Item = Value>) -> usize {
+    let mut starts: Vec<f64> = results
+        .map(|result| {
+            assert_eq!(result["status"], "ok", "{result}");
+            result["output"].as_f64().unwrap()
+        })
+        .collect();
+    starts.sort_by(f64::total_cmp);
+    starts.iter().filter(|&&t| t - starts[0] < 0.15).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_tenant_runs_on_all_its_share_on_both_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let url = nats.url.clone();
+    // 8 slots: one tenant holds up to 7 (max_share 0.875), the eighth is headroom.
+    let extra = format!("[nats]\nurl = \"{url}\"\nmax_concurrent_jobs = 8\n");
+    let worker = Worker::start(dir.path(), &extra).await;
+    let client = async_nats::connect(&url).await.unwrap();
+
+    let jobs: Vec<_> = (0..10)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                run_json(&client, &napping_job(&format!("rr-{i}"), "lone", 500)).await
+            })
+        })
+        .collect();
+    let mut results = vec![];
+    for job in jobs {
+        results.push(job.await.unwrap());
+    }
+    assert_eq!(started_together(results.into_iter()), 7, "request-reply");
+
+    let js = async_nats::jetstream::new(client.clone());
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    for i in 0..10 {
+        submit_to(&js, &inbox, napping_job(&format!("d-{i}"), "lone", 500)).await;
+    }
+    let by_id = collect(&mut replies, 10).await;
+    assert_eq!(started_together(by_id.into_values()), 7, "durable");
+    worker.terminate().await;
+}
