@@ -20,6 +20,47 @@ fn timed_job(id: &str, tenant: &str, busy_ms: u64) -> Value {
                       "limits": {"timeout_ms": 20000, "fuel": 100_000_000_000u64}}})
 }
 
+/// When each job of `results` started (its output), in order; each must have ended ok.
+fn starts(results: &[Value]) -> Vec<f64> {
+    let mut starts: Vec<f64> = results
+        .iter()
+        .map(|result| {
+            assert_eq!(result["status"], "ok", "{result}");
+            result["output"].as_f64().unwrap()
+        })
+        .collect();
+    starts.sort_by(f64::total_cmp);
+    starts
+}
+
+/// [`starts`] of the results whose job id starts with `prefix`.
+fn starts_of(by_id: &std::collections::HashMap<String, Value>, prefix: &str) -> Vec<f64> {
+    let results: Vec<Value> = by_id
+        .iter()
+        .filter(|(id, _)| id.starts_with(prefix))
+        .map(|(_, result)| result.clone())
+        .collect();
+    starts(&results)
+}
+
+/// Every job of the `waiting` tenant started before half of the `flood` that came before it.
+/// (Shown with --nocapture: when each started, in seconds after the flood's first.)
+fn assert_started_before_most(flood: &[f64], waiting: &[f64], who: &str, what: &str) {
+    let first = flood[0];
+    let relative = |starts: &[f64]| starts.iter().map(|t| t - first).collect::<Vec<_>>();
+    eprintln!(
+        "{what} starts: {:?}\n{who} starts: {:?}",
+        relative(flood),
+        relative(waiting)
+    );
+    let median = flood[flood.len() / 2];
+    let last = waiting[waiting.len() - 1];
+    assert!(
+        last < median,
+        "the {who} tenant's last job started at {last}, after half the {what} ({median})"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_tenant_does_not_stand_in_front_of_another() {
     let dir = tempfile::tempdir().unwrap();
@@ -41,37 +82,18 @@ async fn a_flooding_tenant_does_not_stand_in_front_of_another() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Meanwhile the quiet tenant's jobs, one at a time.
-    let mut quiet_starts = vec![];
+    let mut quiet = vec![];
     for i in 0..8 {
-        let result = run_json(&client, &timed_job(&format!("quiet-{i}"), "quiet", 1)).await;
-        assert_eq!(result["status"], "ok", "{result}");
-        quiet_starts.push(result["output"].as_f64().unwrap());
+        quiet.push(run_json(&client, &timed_job(&format!("quiet-{i}"), "quiet", 1)).await);
     }
-    let mut flood_starts = vec![];
+    let mut flood_results = vec![];
     for job in flood {
-        let result = job.await.unwrap();
-        assert_eq!(
-            result["status"], "ok",
-            "every flood job is answered too: {result}"
-        );
-        flood_starts.push(result["output"].as_f64().unwrap());
+        // Every flood job is answered too (`starts` checks each is ok).
+        flood_results.push(job.await.unwrap());
     }
-    flood_starts.sort_by(f64::total_cmp);
     // Served in turn, not in order of arrival: every quiet job started before most of the
     // flood that came before it (in arrival order, all 48 would have gone first).
-    let median = flood_starts[flood_starts.len() / 2];
-    let first = flood_starts[0];
-    // Shown with --nocapture: when each started, in seconds after the flood's first.
-    eprintln!(
-        "flood starts: {:?}\nquiet starts: {:?}",
-        flood_starts.iter().map(|t| t - first).collect::<Vec<_>>(),
-        quiet_starts.iter().map(|t| t - first).collect::<Vec<_>>()
-    );
-    let last_quiet = quiet_starts.iter().copied().fold(f64::MIN, f64::max);
-    assert!(
-        last_quiet < median,
-        "the quiet tenant's last job started at {last_quiet}, after half the flood ({median})"
-    );
+    assert_started_before_most(&starts(&flood_results), &starts(&quiet), "quiet", "flood");
     worker.terminate().await;
 }
 
@@ -250,33 +272,10 @@ async fn a_durable_backlog_does_not_stand_in_front_of_another_tenant() {
         submit_to(&js, &inbox, timed_job(&format!("live-{i}"), "live", 1)).await;
     }
     let by_id = collect(&mut results, 44).await;
-    let starts = |prefix: &str| {
-        let mut starts: Vec<f64> = by_id
-            .iter()
-            .filter(|(id, _)| id.starts_with(prefix))
-            .map(|(_, result)| {
-                assert_eq!(result["status"], "ok", "{result}");
-                result["output"].as_f64().unwrap()
-            })
-            .collect();
-        starts.sort_by(f64::total_cmp);
-        starts
-    };
-    let (bulk, live) = (starts("bulk-"), starts("live-"));
-    let first = bulk[0];
-    eprintln!(
-        "bulk starts: {:?}\nlive starts: {:?}",
-        bulk.iter().map(|t| t - first).collect::<Vec<_>>(),
-        live.iter().map(|t| t - first).collect::<Vec<_>>()
-    );
     // In stream order all 40 would have started first; in turns, the live jobs start before
     // most of the backlog.
-    let median = bulk[bulk.len() / 2];
-    let last_live = live[live.len() - 1];
-    assert!(
-        last_live < median,
-        "the live tenant's last job started at {last_live}, after half the backlog ({median})"
-    );
+    let (bulk, live) = (starts_of(&by_id, "bulk-"), starts_of(&by_id, "live-"));
+    assert_started_before_most(&bulk, &live, "live", "backlog");
     worker.terminate().await;
 }
 
@@ -323,22 +322,9 @@ async fn durable_jobs_over_quota_stay_in_the_stream_until_their_turn() {
         "one capped job in hand, two in the stream"
     );
 
+    // Over quota is later, not refused: every job ends ok (`starts_of` checks).
     let by_id = collect(&mut results, 11).await;
-    let starts = |prefix: &str| {
-        let mut starts: Vec<f64> = by_id
-            .iter()
-            .filter(|(id, _)| id.starts_with(prefix))
-            .map(|(_, result)| {
-                assert_eq!(
-                    result["status"], "ok",
-                    "over quota is later, not refused: {result}"
-                );
-                result["output"].as_f64().unwrap()
-            })
-            .collect();
-        starts.sort_by(f64::total_cmp);
-        starts
-    };
+    let starts = |prefix: &str| starts_of(&by_id, prefix);
     // One at a time: each capped job starts after the one before it ended.
     let capped = starts("capped-");
     for pair in capped.windows(2) {
@@ -365,15 +351,9 @@ fn napping_job(id: &str, tenant: &str, ms: u64) -> Value {
            "action": {"name": "nap", "type": "python", "python": {"code": code}}})
 }
 
-/// How many of `starts` began within 150 ms of the first.
-fn started_together(results: impl Iterator<Item = Value>) -> usize {
-    let mut starts: Vec<f64> = results
-        .map(|result| {
-            assert_eq!(result["status"], "ok", "{result}");
-            result["output"].as_f64().unwrap()
-        })
-        .collect();
-    starts.sort_by(f64::total_cmp);
+/// How many of `results` started within 150 ms of the first.
+fn started_together(results: &[Value]) -> usize {
+    let starts = starts(results);
     starts.iter().filter(|&&t| t - starts[0] < 0.15).count()
 }
 
@@ -399,7 +379,7 @@ async fn a_lone_tenant_runs_on_all_its_share_on_both_paths() {
     for job in jobs {
         results.push(job.await.unwrap());
     }
-    assert_eq!(started_together(results.into_iter()), 7, "request-reply");
+    assert_eq!(started_together(&results), 7, "request-reply");
 
     let js = async_nats::jetstream::new(client.clone());
     let inbox = client.new_inbox();
@@ -408,6 +388,7 @@ async fn a_lone_tenant_runs_on_all_its_share_on_both_paths() {
         submit_to(&js, &inbox, napping_job(&format!("d-{i}"), "lone", 500)).await;
     }
     let by_id = collect(&mut replies, 10).await;
-    assert_eq!(started_together(by_id.into_values()), 7, "durable");
+    let results: Vec<Value> = by_id.into_values().collect();
+    assert_eq!(started_together(&results), 7, "durable");
     worker.terminate().await;
 }
