@@ -72,10 +72,7 @@ pub(super) async fn handle_job(
     };
     // From here until the job is acked or handed back, JetStream hears that it is in hand.
     let _progress = super::pull::Progress::start(message, durable.ack_wait);
-    let mut delivery = Delivery::open(worker, durable, message, delivered, sequence);
-    delivery.slot = taken.slot;
-    delivery.max_attempts = taken.max_attempts;
-    delivery.in_hand = Some(taken.in_hand);
+    let mut delivery = Delivery::open(worker, durable, message, delivered, sequence, taken);
     let intake = match delivery.job {
         Ok(_) => Intake::Runnable,
         Err(_) => Intake::Unrunnable,
@@ -111,6 +108,7 @@ impl<'a> Delivery<'a> {
         message: &'a Message,
         delivered: u32,
         sequence: u64,
+        taken: Taken,
     ) -> Self {
         let arrival = Arrival::new(Path::Durable, delivered);
         let msg_id = msg_id(message);
@@ -132,9 +130,9 @@ impl<'a> Delivery<'a> {
             result: None,
             stored: None,
             panicked: None,
-            slot: None,
-            max_attempts: durable.max_attempts,
-            in_hand: None,
+            slot: taken.slot,
+            max_attempts: taken.max_attempts,
+            in_hand: Some(taken.in_hand),
         }
     }
 

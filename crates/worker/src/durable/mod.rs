@@ -45,7 +45,6 @@ use action_protocol::{Encoding, JobResult};
 use anyhow::Context;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
-
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy};
 
 use crate::config::NatsSection;

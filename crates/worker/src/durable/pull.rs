@@ -82,7 +82,7 @@ pub async fn pull_loop(worker: Arc<Worker>, durable: Arc<Durable>, stop: Cancell
             let rate_wait = plan.rate_wait.unwrap_or(Duration::from_secs(3600));
             tokio::select! {
                 _ = freed => {}
-                rung = next_ring(&mut doorbell) => ring(&mut lanes, rung, &head),
+                rung = next_ring(&mut doorbell) => ring(&mut lanes, &rung, &head),
                 _ = survey.tick() => lanes.survey(&durable).await,
                 _ = tokio::time::sleep(rate_wait) => {}
                 _ = stop.cancelled() => return,
@@ -218,19 +218,18 @@ async fn subscribe_doorbell(worker: &Worker, head: &str) -> Option<async_nats::S
     }
 }
 
-/// The next doorbell, or never without one.
-async fn next_ring(doorbell: &mut Option<async_nats::Subscriber>) -> Option<String> {
-    match doorbell {
-        Some(subscriber) => match subscriber.next().await {
-            Some(message) => Some(message.subject.to_string()),
-            None => std::future::pending().await,
-        },
-        None => std::future::pending().await,
+/// The subject of the next doorbell, or never without one.
+async fn next_ring(doorbell: &mut Option<async_nats::Subscriber>) -> String {
+    if let Some(subscriber) = doorbell
+        && let Some(message) = subscriber.next().await
+    {
+        return message.subject.to_string();
     }
+    std::future::pending().await
 }
 
-fn ring(lanes: &mut Lanes, subject: Option<String>, head: &str) {
-    if let Some(lane) = subject.as_deref().and_then(|s| lanes::lane_of(s, head)) {
+fn ring(lanes: &mut Lanes, subject: &str, head: &str) {
+    if let Some(lane) = lanes::lane_of(subject, head) {
         lanes.ring(lane);
     }
 }
@@ -238,8 +237,8 @@ fn ring(lanes: &mut Lanes, subject: Option<String>, head: &str) {
 /// Takes the doorbells rung meanwhile, without waiting.
 fn hear(doorbell: &mut Option<async_nats::Subscriber>, lanes: &mut Lanes, head: &str) {
     use futures_util::FutureExt;
-    while let Some(Some(subject)) = next_ring(doorbell).now_or_never() {
-        ring(lanes, Some(subject), head);
+    while let Some(subject) = next_ring(doorbell).now_or_never() {
+        ring(lanes, &subject, head);
     }
 }
 
