@@ -13,7 +13,7 @@ use super::{Scheduler, State, tenant_key};
 pub struct LaneDemand<'a> {
     /// The tenant the lane is named after (`None`: the jobs without a tenant).
     pub tenant: Option<&'a str>,
-    /// Its jobs this process holds (pulled, not yet finished).
+    /// Its jobs in this process that wait for their slot or run.
     pub in_hand: u32,
 }
 
