@@ -28,6 +28,10 @@ pub struct ActionDefinition {
     pub limits: ActionLimits,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_hosts: Vec<String>,
+    /// Journal this action's request-reply jobs too, so that they can be replayed (durable
+    /// jobs are always journaled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +213,7 @@ mod tests {
             parameters: IndexMap::new(),
             limits: ActionLimits::default(),
             allowed_hosts: vec![],
+            record: false,
         }
     }
 

@@ -31,6 +31,19 @@ pub struct Job {
     pub timeout_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// The job's conversation by its id, fetched from the workflow engine before the job
+    /// runs, in place of `conversation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// Journal this job's host calls even on the request-reply path, so that it can be
+    /// replayed (durable jobs are always journaled).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
+    /// Run the journaled job of this id again, offline, against its recorded answers (a
+    /// test job): `action` is then a new definition to try, or a reference by the recorded
+    /// action's name for the action as it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<String>,
 }
 
 /// The action of a job: carried whole, or named for lookup in the registry.
@@ -97,6 +110,10 @@ pub enum JobError {
     BadName(String),
     #[error("action.{0}")]
     Definition(#[from] DefinitionError),
+    #[error("conversation_id: give a conversation or its id, not both")]
+    ConversationTwice,
+    #[error("{0}: must be 1 to {MAX_JOB_ID_CHARS} characters, got {1}")]
+    BadReference(&'static str, usize),
 }
 
 /// A tenant scopes registry keys (`<tenant>.<name>`) and secrets: letters, digits, `_` and
@@ -116,6 +133,18 @@ impl Job {
         }
         if self.timeout_ms == Some(0) {
             return Err(JobError::ZeroTimeout);
+        }
+        if self.conversation.is_some() && self.conversation_id.is_some() {
+            return Err(JobError::ConversationTwice);
+        }
+        for (field, value) in [
+            ("conversation_id", &self.conversation_id),
+            ("replay", &self.replay),
+        ] {
+            let chars = value.as_deref().map_or(1, |v| v.chars().count());
+            if chars == 0 || chars > MAX_JOB_ID_CHARS {
+                return Err(JobError::BadReference(field, chars));
+            }
         }
         if let Some(tenant) = &self.tenant
             && !is_valid_tenant(tenant)

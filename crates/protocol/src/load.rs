@@ -104,6 +104,7 @@ fn python_file(path: &Path) -> Result<ActionDefinition, LoadError> {
         parameters: IndexMap::new(),
         limits: ActionLimits::default(),
         allowed_hosts: vec![],
+        record: false,
     })
 }
 

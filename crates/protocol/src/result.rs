@@ -139,6 +139,12 @@ pub struct TraceEntry {
     pub prompt_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u64>,
+    /// How the job's journal answered the call: `replayed` (from the journal, not sent),
+    /// `re-sent` (sent by an earlier delivery whose answer was never journaled: sent again,
+    /// same `Idempotency-Key`), `diverged` (the journal held another call here: live from
+    /// here on), `refused` (a replay, and the journal has no answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

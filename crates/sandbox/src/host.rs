@@ -73,6 +73,25 @@ pub trait ActionHost: Send {
     fn cpu_turns(&self) -> Option<Arc<dyn CpuTurns>> {
         None
     }
+
+    /// Where the job's clocks and random bytes come from. The default: the instance's own
+    /// (the system's clocks, the operating system's randomness).
+    fn entropy(&self) -> Option<Arc<dyn Entropy>> {
+        None
+    }
+}
+
+/// The job's clocks and random bytes, for a host that records them, or answers them from a
+/// record, so that running the job again gives the same result (the worker's journal). Every
+/// reading of `wasi:clocks` and every draw of `wasi:random` (secure, insecure and the
+/// insecure seed) by the job goes through it.
+pub trait Entropy: Send + Sync {
+    /// The wall clock: the time since the Unix epoch.
+    fn wall_clock(&self) -> std::time::Duration;
+    /// The monotonic clock, in nanoseconds.
+    fn monotonic_clock(&self) -> u64;
+    /// Fills `bytes` with random bytes.
+    fn random(&self, bytes: &mut [u8]);
 }
 
 /// Turns on the CPU for computing jobs. A guest yields after every slice of its CPU

@@ -13,6 +13,7 @@
 mod bindings;
 pub mod cache;
 mod config;
+mod entropy;
 mod error;
 mod host;
 mod imports;
@@ -25,7 +26,8 @@ pub use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse};
 pub use config::{JobLimits, SandboxConfig};
 pub use error::SandboxError;
 pub use host::{
-    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, HostRecord, NoNetwork,
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, Entropy, HostRecord,
+    NoNetwork,
 };
 pub use outcome::RunOutcome;
 pub use sandbox::{PythonJob, Sandbox, YIELD_FUEL};

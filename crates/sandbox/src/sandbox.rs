@@ -413,6 +413,10 @@ fn arm(
     yield_fuel: u64,
 ) -> wasmtime::Result<()> {
     let state = store.data_mut();
+    if let Some(entropy) = host.entropy() {
+        // The instance is retired after the job: its clocks need not be given back.
+        state.wasi = crate::entropy::wasi_ctx(entropy);
+    }
     state.host = host;
     state.deadline = deadline;
     state.memory.limit = limits.memory_bytes;

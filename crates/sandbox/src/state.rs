@@ -81,7 +81,7 @@ impl ResourceLimiter for MemoryAccount {
 }
 
 pub(crate) struct JobState {
-    wasi: WasiCtx,
+    pub(crate) wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) memory: MemoryAccount,
     pub(crate) logs: LogBuffer,

@@ -103,6 +103,9 @@ async fn main() {
         test: false,
         timeout_ms: None,
         reply_to: None,
+        conversation_id: None,
+        record: false,
+        replay: None,
     });
     let raw = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://{addr}/stock/SKU-1");

@@ -17,6 +17,7 @@ use crate::config::LimitsConfig;
 use crate::cpu::CpuGate;
 use crate::guard::{self, Stage};
 use crate::host::{JobHost, JobScope, Services};
+use crate::journal::JobJournal;
 
 /// Everything a job needs besides itself.
 pub struct Executor {
@@ -74,7 +75,12 @@ impl Executor {
         }
     }
 
-    fn host(&self, job: &Job, action: &ActionDefinition) -> JobHost {
+    fn host(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        journal: Option<Arc<JobJournal>>,
+    ) -> JobHost {
         let scope = JobScope {
             job_id: job.id.clone(),
             tenant: job.tenant.clone(),
@@ -85,6 +91,7 @@ impl Executor {
             scope,
             self.limits.max_trace_entries as usize,
         )
+        .with_journal(journal)
     }
 
     /// A Python action in the sandbox; the host comes back with the trace and the effects.
@@ -94,6 +101,7 @@ impl Executor {
         action: &ActionDefinition,
         limits: JobLimits,
         attempt: u32,
+        journal: Option<Arc<JobJournal>>,
     ) -> JobResult {
         let Some(source) = action.python_code() else {
             return JobResult::rejected(&job.id, &action.name, "python.code: missing");
@@ -106,7 +114,7 @@ impl Executor {
         });
         let turns = self.cpu.turns(job.tenant.as_deref());
         let host = self
-            .host(job, action)
+            .host(job, action, journal)
             .with_conversation(conversation)
             .with_turns(Some(turns.clone()));
         let job_spec = PythonJob {
@@ -138,6 +146,7 @@ impl Executor {
         job: &Job,
         action: &ActionDefinition,
         limits: JobLimits,
+        journal: Option<Arc<JobJournal>>,
     ) -> JobResult {
         let started = Instant::now();
         let Some(api) = &action.api else {
@@ -162,7 +171,7 @@ impl Executor {
             body,
             ..HttpRequest::new(rendered.method, rendered.url)
         };
-        let mut host = self.host(job, action);
+        let mut host = self.host(job, action, journal);
         let answer = guard::guarded(
             Stage::HostCall("http.send"),
             host.http_send(request, started + limits.timeout),

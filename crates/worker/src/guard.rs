@@ -156,6 +156,25 @@ pub fn inject(point: &str, marker: &[u8]) {
 #[inline(always)]
 pub fn inject(_point: &str, _marker: &[u8]) {}
 
+/// Test builds only (feature `fault-injection`): the worker process exits at once at `point`
+/// of a job whose id holds `halt-me`, when `ACTION_WORKER_HALT_AT` names it (`call:N`: as
+/// outside call N starts; `sent:N`: call N was made and its answer is not journaled yet), as
+/// a worker killed there would. Release builds compile this to nothing.
+#[cfg(feature = "fault-injection")]
+pub fn halt(point: &str, job_id: &str) {
+    let Ok(at) = std::env::var("ACTION_WORKER_HALT_AT") else {
+        return;
+    };
+    if at == point && job_id.contains("halt-me") {
+        tracing::warn!(point, "halting the worker (ACTION_WORKER_HALT_AT)");
+        std::process::exit(137);
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn halt(_point: &str, _job_id: &str) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,8 +14,10 @@ use action_protocol::{
     ActionDefinition, ActionKind, ActionRef, ErrorInfo, ErrorKind, Job, JobResult, Status,
 };
 
+use crate::conversations::Conversations;
 use crate::execute::Executor;
 use crate::guard::{self, Panicked, Stage};
+use crate::journal::{JobJournal, JournalStore};
 use crate::limits::effective_limits;
 use crate::registry::{Registry, ResolveError};
 use crate::scheduler::{Refused, Reserved, Scheduler, Slot, Wait};
@@ -100,13 +102,19 @@ pub struct Pipeline {
     pub stop: CancellationToken,
     /// `hostname:pid`, so a result says which replica ran it.
     pub worker_id: String,
+    /// The journals (stream `ACTIONS_JOURNAL`), when the worker has JetStream: every durable
+    /// job has one, and a request-reply job that asks (`record`).
+    pub journal: Option<Arc<JournalStore>>,
+    /// Where a job's `conversation_id` is looked up, when the worker has NATS.
+    pub conversations: Option<Conversations>,
 }
 
 /// What the run step gave: the kind of action (`none` when nothing ran), the result, and the
 /// time the job waited for its slot when it got one.
 struct Ran {
     kind: &'static str,
-    result: JobResult,
+    /// None when another delivery of the job overtook this one (its journal moved on).
+    result: Option<JobResult>,
     waited: Option<Duration>,
 }
 
@@ -114,7 +122,7 @@ impl Ran {
     fn unrun(result: JobResult) -> Self {
         Self {
             kind: "none",
-            result,
+            result: Some(result),
             waited: None,
         }
     }
@@ -132,6 +140,8 @@ impl Pipeline {
             scheduler,
             stop: CancellationToken::new(),
             worker_id: worker_id(),
+            journal: None,
+            conversations: None,
         }
     }
 
@@ -143,18 +153,26 @@ impl Pipeline {
 
     /// The result of a decoded, valid job: resolve → admit → limits → run → stamp → count.
     pub async fn run(&self, job: &Job, arrival: Arrival) -> JobResult {
-        self.run_in(job, arrival, None).await
+        let result = self.run_in(job, arrival, None).await;
+        result.unwrap_or_else(|| {
+            let message = "another run of this job id is being recorded: job ids must be unique";
+            let error = ErrorInfo::new(ErrorKind::Internal, message);
+            let result = JobResult::empty(&job.id, job.action.name(), Status::Failed, Some(error));
+            self.stamp(result, job.test, arrival.attempt)
+        })
     }
 
-    /// [`Self::run`] in a slot reserved for the job before it was known (the durable path).
+    /// [`Self::run`] in a slot reserved for the job before it was known (the durable path);
+    /// no result when another delivery of the job has overtaken this one (it was cut off
+    /// past `ack_wait`, and the job's journal moved on without it).
     pub async fn run_in(
         &self,
         job: &Job,
         arrival: Arrival,
         reserved: Option<Reserved>,
-    ) -> JobResult {
+    ) -> Option<JobResult> {
         let ran = self.resolve_and_run(job, arrival, reserved).await;
-        let result = self.stamp(ran.result, job.test, arrival.attempt);
+        let result = self.stamp(ran.result?, job.test, arrival.attempt);
         self.count(
             ran.kind,
             &result,
@@ -162,7 +180,7 @@ impl Pipeline {
             ran.waited,
             arrival,
         );
-        result
+        Some(result)
     }
 
     /// The result of a job that is not run: built, stamped and counted as a run's is.
@@ -260,7 +278,7 @@ impl Pipeline {
         };
         let ran = guard::guarded(Stage::Run, async {
             guard::inject("run", job.id.as_bytes());
-            self.execute(job, &action, arrival.attempt).await
+            self.run_step(job, &action, arrival).await
         })
         .await;
         let waited = slot.as_ref().map(|slot| slot.waited);
@@ -269,7 +287,8 @@ impl Pipeline {
             ActionKind::Python => "python",
             ActionKind::Api => "api",
         };
-        let result = ran.unwrap_or_else(|panicked| guard::failed(&job.id, &action.name, panicked));
+        let result =
+            ran.unwrap_or_else(|panicked| Some(guard::failed(&job.id, &action.name, panicked)));
         Ran {
             kind,
             result,
@@ -309,15 +328,97 @@ impl Pipeline {
         Ok(Some(slot))
     }
 
+    /// The run step: the job's journal opened (and written to the end), its conversation
+    /// by id fetched, then the limits and the run. None when another delivery overtook it.
+    async fn run_step(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        arrival: Arrival,
+    ) -> Option<JobResult> {
+        let journal = match self.open_journal(job, action, arrival).await {
+            Ok(journal) => journal,
+            Err(result) => return Some(result),
+        };
+        let conversations = self.conversations.as_ref();
+        let result = match Conversations::fill(conversations, job, journal.as_deref()).await {
+            Ok(filled) => {
+                let job = filled.as_ref().unwrap_or(job);
+                let journal = journal.clone();
+                self.execute(job, action, arrival.attempt, journal).await
+            }
+            Err(message) => JobResult::rejected(&job.id, &action.name, message),
+        };
+        let Some(journal) = journal else {
+            return Some(result);
+        };
+        if let Err(error) = journal.finish().await {
+            tracing::warn!(%error, "the end of the job's journal was not written");
+        }
+        (!journal.superseded()).then_some(result)
+    }
+
+    /// The journal of a job that has one: a durable job, or a request-reply job that asks
+    /// to be recorded (the job's `record`, or its action's), with what earlier deliveries
+    /// wrote. A durable job whose journal cannot be read is not run (`failed`, tried again):
+    /// an earlier delivery may have made calls that it must not make twice.
+    async fn open_journal(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        arrival: Arrival,
+    ) -> Result<Option<Arc<JobJournal>>, JobResult> {
+        let wanted = match arrival.path {
+            Path::Durable => true,
+            Path::RequestReply => job.record || action.record,
+            Path::Local => false,
+        };
+        let Some(store) = self.journal.as_ref().filter(|_| wanted) else {
+            return Ok(None);
+        };
+        let input = (
+            serde_json::to_value(job).unwrap_or_default(),
+            serde_json::to_value(action).unwrap_or_default(),
+            arrival.attempt,
+        );
+        match store.read(&job.id).await {
+            Ok(read) => {
+                let journal = JobJournal::record(store.clone(), &job.id, read, input);
+                Ok(Some(Arc::new(journal)))
+            }
+            Err(error) if arrival.path == Path::Durable => Err(JobResult::empty(
+                &job.id,
+                &action.name,
+                Status::Failed,
+                Some(ErrorInfo::new(
+                    ErrorKind::Internal,
+                    format!("{error}: the job is not run without its journal"),
+                )),
+            )),
+            Err(error) => {
+                tracing::warn!(%error, "the job asked to be recorded; it runs unrecorded");
+                Ok(None)
+            }
+        }
+    }
+
     /// The limits and run steps.
-    async fn execute(&self, job: &Job, action: &ActionDefinition, attempt: u32) -> JobResult {
+    pub(crate) async fn execute(
+        &self,
+        job: &Job,
+        action: &ActionDefinition,
+        attempt: u32,
+        journal: Option<Arc<JobJournal>>,
+    ) -> JobResult {
         let limits = effective_limits(&self.executor.limits, action, job.timeout_ms);
+        let executor = &self.executor;
         match action.kind {
             ActionKind::Python => {
-                let executor = &self.executor;
-                executor.run_python(job, action, limits, attempt).await
+                executor
+                    .run_python(job, action, limits, attempt, journal)
+                    .await
             }
-            ActionKind::Api => self.executor.run_api(job, action, limits).await,
+            ActionKind::Api => executor.run_api(job, action, limits, journal).await,
         }
     }
 

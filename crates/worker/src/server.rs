@@ -31,9 +31,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::Status;
 use crate::config::{NatsAccess, NatsSection, Settings};
+use crate::conversations::Conversations;
 use crate::durable::{Durable, pull_loop};
 use crate::embedded::EmbeddedServer;
 use crate::execute::Executor;
+use crate::journal::JournalStore;
 use crate::pipeline::{Arrival, Path, Pipeline};
 use crate::registry::Registry;
 use crate::request_reply;
@@ -86,8 +88,19 @@ impl Server {
         let scheduler = Scheduler::new(config.nats.max_concurrent_jobs, config.tenants.clone());
         let _ = status.scheduler.set(scheduler.clone());
         let stop = CancellationToken::new();
+        let has_jetstream = registry.is_some();
         let mut pipeline = Pipeline::new(executor, registry, scheduler);
         pipeline.stop = stop.clone();
+        pipeline.conversations = Some(Conversations {
+            client: client.clone(),
+            subject: config.nats.conversation_subject(),
+            timeout: Duration::from_millis(config.nats.conversation_timeout_ms),
+        });
+        if has_jetstream {
+            let max_payload = client.server_info().max_payload;
+            let store = JournalStore::setup(&js, &config.nats, max_payload).await?;
+            pipeline.journal = Some(Arc::new(store));
+        }
         let durable = match config.nats.durable {
             true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),
             false => None,

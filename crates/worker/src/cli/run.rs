@@ -99,6 +99,9 @@ pub fn job_for(args: &RunArgs, action: ActionRef) -> anyhow::Result<Job> {
         test: args.test,
         timeout_ms: None,
         reply_to: None,
+        conversation_id: None,
+        record: false,
+        replay: None,
     };
     Ok(job)
 }

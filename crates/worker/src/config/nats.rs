@@ -35,6 +35,14 @@ pub struct NatsSection {
     pub results_max_age_s: u64,
     /// Replicas of the streams and the registry bucket the worker creates (3 in a cluster).
     pub stream_replicas: usize,
+    /// The most a job's journal (stream `ACTIONS_JOURNAL`) may hold, in bytes: past it the
+    /// job's later calls are made without being journaled (their trace entries say so).
+    pub journal_max_job_bytes: u64,
+    /// Where a job's `conversation_id` is looked up: the workflow engine answers a request on
+    /// this subject with the conversation (empty: `<prefix>.conversations.get`).
+    pub conversation_subject: String,
+    /// How long the engine may take to answer it.
+    pub conversation_timeout_ms: u64,
     /// On SIGTERM/SIGINT: how long in-flight jobs may take to finish before the worker exits
     /// and leaves them to redelivery.
     pub shutdown_grace_ms: u64,
@@ -106,6 +114,9 @@ impl Default for NatsSection {
             max_attempts: 3,
             results_max_age_s: 86_400,
             stream_replicas: 1,
+            journal_max_job_bytes: 16 << 20,
+            conversation_subject: String::new(),
+            conversation_timeout_ms: 2_000,
             shutdown_grace_ms: 30_000,
             credentials_file: None,
             nkey_seed_file: None,
@@ -154,6 +165,18 @@ impl NatsSection {
                 n.stream_replicas
             );
         }
+        if n.conversation_timeout_ms == 0 {
+            bail!("nats.conversation_timeout_ms: must be at least 1");
+        }
         Ok(())
+    }
+
+    /// The subject a job's `conversation_id` is looked up on.
+    pub fn conversation_subject(&self) -> String {
+        if self.conversation_subject.is_empty() {
+            format!("{}.conversations.get", self.subject_prefix)
+        } else {
+            self.conversation_subject.clone()
+        }
     }
 }

@@ -97,6 +97,13 @@ pub(super) async fn handle_job(
             }
             Step::Finish { terminate } => return delivery.finish(terminate).await,
             Step::HandBack(after) => return nak(message, after).await,
+            Step::LetGo => {
+                tracing::warn!(
+                    delivered,
+                    "another delivery of the job overtook this one; let go"
+                );
+                return;
+            }
         }
     }
 }
@@ -216,7 +223,10 @@ impl<'a> Delivery<'a> {
         let result = self.worker.pipeline.run_in(job, self.arrival, slot).await;
         // Its slot is free again: its lane may have another job while this one is stored.
         self.in_hand = None;
-        self.outcome(result)
+        match result {
+            Some(result) => self.outcome(result),
+            None => Outcome::Superseded,
+        }
     }
 
     /// Stores the result in hand; the first stored result of the job wins. A panic while

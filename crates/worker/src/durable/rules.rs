@@ -13,6 +13,9 @@
 //! - A `failed` result (the worker's fault, not the action's) is handed back while attempts
 //!   remain; a job refused a slot (the worker stopping) is handed back; any other result is
 //!   stored.
+//! - A run overtaken by another delivery of the job (its journal moved on: this one was cut
+//!   off past `ack_wait`) has no result: the delivery is let go, neither stored nor acked,
+//!   and the other delivery answers the job.
 //! - A stored result is announced and the message acked (terminated past `max_attempts`).
 //!   A store that stays unavailable hands the job back. A store that panics hands it back
 //!   while attempts remain; on the last, the `failed` stand-in is stored in its place.
@@ -51,6 +54,8 @@ pub enum Lookup {
 pub enum Outcome {
     Failed,
     Deferred,
+    /// No result: another delivery of the job overtook this one.
+    Superseded,
     Other,
 }
 
@@ -116,6 +121,8 @@ pub enum Step {
     Finish { terminate: bool },
     /// Nak with this delay, for a later delivery here or elsewhere. Ends the delivery.
     HandBack(Duration),
+    /// Neither store nor ack: another delivery holds the job. Ends the delivery.
+    LetGo,
 }
 
 /// The next step of a delivery.
@@ -138,6 +145,7 @@ pub fn next(facts: &Facts) -> Step {
                 Step::HandBack(AFTER_FAILED_RUN)
             }
             Outcome::Deferred => Step::HandBack(AFTER_DEFERRED),
+            Outcome::Superseded => Step::LetGo,
             _ => Step::Store,
         };
     }
@@ -157,7 +165,7 @@ pub fn next(facts: &Facts) -> Step {
 mod tests {
     use super::*;
     use Intake::{Runnable, Unrunnable};
-    use Outcome::{Deferred, Failed, Other};
+    use Outcome::{Deferred, Failed, Other, Superseded};
     use Step::*;
 
     const MAX: u32 = 3;
@@ -262,6 +270,9 @@ mod tests {
                 None,
                 HandBack(AFTER_DEFERRED),
             ),
+            // Overtaken by another delivery: let go, on any delivery.
+            (1, Runnable, ABSENT, Some(Superseded), None, LetGo),
+            (MAX + 1, Runnable, ABSENT, Some(Superseded), None, LetGo),
         ]);
     }
 
@@ -324,7 +335,7 @@ mod tests {
     #[test]
     fn every_delivery_ends() {
         let lookups = [Lookup::Found, Lookup::Absent, Lookup::Unreadable];
-        let outcomes = [Failed, Deferred, Other];
+        let outcomes = [Failed, Deferred, Superseded, Other];
         let storings = [Storing::Stored, Storing::Unavailable, Storing::Panicked];
         for delivered in 1..=MAX + 1 {
             for intake in [Runnable, Unrunnable] {
@@ -347,7 +358,7 @@ mod tests {
                                             facts.outcome = Some(Failed);
                                             facts.storing = None;
                                         }
-                                        ReAnnounce | Finish { .. } | HandBack(_) => break,
+                                        ReAnnounce | Finish { .. } | HandBack(_) | LetGo => break,
                                     }
                                 }
                             }

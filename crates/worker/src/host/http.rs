@@ -7,6 +7,8 @@ use action_egress::{CallOptions, mark_references};
 use action_protocol::{HttpError, HttpErrorKind, HttpRequest, HttpResponse, TraceEntry, millis};
 
 use super::JobHost;
+use super::journal::Before;
+use crate::journal::{CallKey, http_answer, http_answer_of};
 
 /// `Idempotency-Key` for a call: the same job id and call index on every delivery of the job,
 /// so a redelivered job repeats its requests with the same keys.
@@ -38,6 +40,7 @@ impl JobHost {
     ) -> Result<HttpResponse, HttpError> {
         let index = self.http_calls;
         self.http_calls += 1;
+        let call = call_key(&request);
         let request = with_idempotency_key(request, idempotency_key(&self.scope.job_id, index));
         self.inject("http_send");
         if let Some(full) = self.trace_full() {
@@ -50,18 +53,17 @@ impl JobHost {
             url: Some(mark_references(&request.url)),
             ..TraceEntry::default()
         };
-        let options = CallOptions {
-            deadline,
-            allowed_hosts: &self.scope.allowed_hosts,
-            secrets: Some((&self.services.secrets, self.scope.tenant.as_deref())),
+        let result = match self.before_call(call, http_answer_of).await {
+            Before::Answered(answer) => answer,
+            Before::Refused(message) => Err(HttpError::denied("journal", message)),
+            Before::Live(ticket) => {
+                let result = self.send_live(request, deadline).await;
+                self.after_call(ticket, http_answer(&result)).await;
+                result
+            }
         };
-        let host = url::Url::parse(&request.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "-".into());
-        let result = self.services.egress.send(request, options).await;
         entry.ms = millis(started.elapsed());
-        record_egress(&host, &result);
+        entry.journal = self.journal_note.take().map(str::to_string);
         match &result {
             Ok(response) => {
                 entry.status = Some(response.status);
@@ -77,6 +79,43 @@ impl JobHost {
         self.trace.push(entry);
         result
     }
+
+    /// The request through egress, counted in the egress metrics.
+    async fn send_live(
+        &self,
+        request: HttpRequest,
+        deadline: Instant,
+    ) -> Result<HttpResponse, HttpError> {
+        let options = CallOptions {
+            deadline,
+            allowed_hosts: &self.scope.allowed_hosts,
+            secrets: Some((&self.services.secrets, self.scope.tenant.as_deref())),
+        };
+        let host = url::Url::parse(&request.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "-".into());
+        let result = self.services.egress.send(request, options).await;
+        record_egress(&host, &result);
+        result
+    }
+}
+
+/// What the journal compares of a request, as the script made it (secret references, not
+/// values; before the worker's `Idempotency-Key`).
+fn call_key(request: &HttpRequest) -> CallKey {
+    let headers: Vec<u8> = request
+        .headers
+        .iter()
+        .flat_map(|(name, value)| format!("{name}: {value}\n").into_bytes())
+        .collect();
+    let body = request.body.as_deref().unwrap_or_default();
+    CallKey::new(
+        "http",
+        &request.method.to_ascii_uppercase(),
+        &mark_references(&request.url),
+        &[&headers, body],
+    )
 }
 
 /// Counts one outbound request in the metrics: by host and status class or failure kind,

@@ -7,6 +7,8 @@ use action_helpers::{Question, Usage};
 use action_protocol::{TraceEntry, millis};
 
 use super::JobHost;
+use super::journal::Before;
+use crate::journal::{CallKey, text_answer, text_answer_of};
 
 impl JobHost {
     pub(super) async fn classify(
@@ -35,21 +37,36 @@ impl JobHost {
         self.llm_calls += 1;
         let started = Instant::now();
         let mut usage = Usage::default();
-        let question = Question {
-            prompt: &prompt,
-            input: &input,
-            options: &options,
+        let options_text = options.join("\n");
+        let call = CallKey::new(
+            "llm",
+            "",
+            &llm.config.base_url,
+            &[prompt.as_bytes(), input.as_bytes(), options_text.as_bytes()],
+        );
+        let answer = match self.before_call(call, text_answer_of).await {
+            Before::Answered(answer) => answer,
+            Before::Refused(message) => Err(message),
+            Before::Live(ticket) => {
+                let question = Question {
+                    prompt: &prompt,
+                    input: &input,
+                    options: &options,
+                };
+                let services = &self.services;
+                let answer = llm
+                    .classify(
+                        &services.egress,
+                        &services.secrets,
+                        question,
+                        deadline,
+                        &mut usage,
+                    )
+                    .await;
+                self.after_call(ticket, text_answer(&answer)).await;
+                answer
+            }
         };
-        let services = &self.services;
-        let answer = llm
-            .classify(
-                &services.egress,
-                &services.secrets,
-                question,
-                deadline,
-                &mut usage,
-            )
-            .await;
         self.trace.push(TraceEntry {
             kind: "llm".into(),
             method: Some("POST".into()),
@@ -63,6 +80,7 @@ impl JobHost {
             error: answer.as_ref().err().cloned(),
             prompt_tokens: Some(usage.prompt_tokens),
             completion_tokens: Some(usage.completion_tokens),
+            journal: self.journal_note.take().map(str::to_string),
             ..TraceEntry::default()
         });
         answer

@@ -8,6 +8,7 @@
 
 mod conversation;
 mod http;
+mod journal;
 mod llm;
 mod sheets;
 
@@ -18,10 +19,11 @@ use action_egress::{Egress, SecretStore};
 use action_helpers::{Conversation, HeaderCache, LlmClient, SheetsClient};
 use action_protocol::{HttpError, HttpRequest, HttpResponse, TraceEntry};
 use action_sandbox::{
-    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, HostRecord,
+    ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, Entropy, HostRecord,
 };
 
 use crate::cpu::Turns;
+use crate::journal::JobJournal;
 
 pub use http::idempotency_key;
 
@@ -56,6 +58,11 @@ pub struct JobHost {
     conversation: Option<Conversation>,
     /// The job's turns on the CPU, shared fairly among tenants ([`crate::cpu`]).
     turns: Option<Arc<Turns>>,
+    /// The job's journal, when it has one ([`crate::journal`]): its calls, clocks and
+    /// random draws go through it.
+    journal: Option<Arc<JobJournal>>,
+    /// What the journal did with the call under way, for its trace entry.
+    journal_note: Option<&'static str>,
 }
 
 impl JobHost {
@@ -71,6 +78,8 @@ impl JobHost {
             max_trace,
             conversation: None,
             turns: None,
+            journal: None,
+            journal_note: None,
         }
     }
 
@@ -136,6 +145,12 @@ impl ActionHost for JobHost {
 
     fn cpu_turns(&self) -> Option<Arc<dyn CpuTurns>> {
         self.turns.clone().map(|turns| turns as Arc<dyn CpuTurns>)
+    }
+
+    fn entropy(&self) -> Option<Arc<dyn Entropy>> {
+        self.journal
+            .clone()
+            .map(|journal| journal as Arc<dyn Entropy>)
     }
 
     fn take_record(&mut self) -> HostRecord {

@@ -6,6 +6,8 @@ use std::time::Instant;
 use action_protocol::{TraceEntry, millis};
 
 use super::JobHost;
+use super::journal::Before;
+use crate::journal::{CallKey, text_answer, text_answer_of};
 
 impl JobHost {
     pub(super) async fn append_row(
@@ -27,15 +29,29 @@ impl JobHost {
         let data: serde_json::Value =
             serde_json::from_str(&row_json).map_err(|e| format!("data: {e}"))?;
         let started = Instant::now();
-        let answer = sheets
-            .append_row(
-                &self.services.egress,
-                &sheet_id,
-                &data,
-                &mut self.sheet_headers,
-                deadline,
-            )
-            .await;
+        let call = CallKey::new(
+            "sheets",
+            "POST",
+            &sheets.config.base_url,
+            &[sheet_id.as_bytes(), row_json.as_bytes()],
+        );
+        let answer = match self.before_call(call, text_answer_of).await {
+            Before::Answered(answer) => answer,
+            Before::Refused(message) => Err(message),
+            Before::Live(ticket) => {
+                let answer = sheets
+                    .append_row(
+                        &self.services.egress,
+                        &sheet_id,
+                        &data,
+                        &mut self.sheet_headers,
+                        deadline,
+                    )
+                    .await;
+                self.after_call(ticket, text_answer(&answer)).await;
+                answer
+            }
+        };
         self.trace.push(TraceEntry {
             kind: "sheets".into(),
             method: Some("POST".into()),
@@ -45,6 +61,7 @@ impl JobHost {
             )),
             ms: millis(started.elapsed()),
             error: answer.as_ref().err().cloned(),
+            journal: self.journal_note.take().map(str::to_string),
             ..TraceEntry::default()
         });
         answer
