@@ -178,6 +178,10 @@ pub struct JobResult {
     pub attempt: u32,
     #[serde(default)]
     pub worker: String,
+    /// A replay's comparison with the stored result (a job with `replay`): `replay_of`,
+    /// `same`, `differences` [{`path`, `stored`, `now`}].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Value>,
 }
 
 impl JobResult {
@@ -223,6 +227,7 @@ impl JobResult {
             test: false,
             attempt: 1,
             worker: String::new(),
+            replay: None,
         }
     }
 }

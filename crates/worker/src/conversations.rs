@@ -99,6 +99,12 @@ async fn fetch(
             this.subject,
             this.timeout.as_millis()
         )),
+        Ok(Err(error)) if error.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Err(format!(
+                "conversation_id: no workflow engine answers on {} (no responders)",
+                this.subject
+            ))
+        }
         Ok(Err(error)) => Err(format!(
             "conversation_id: cannot ask the workflow engine on {}: {error}",
             this.subject

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod processes;
 pub mod registry;
+pub mod replay;
 pub mod request_reply;
 pub mod scheduler;
 pub mod secrets;

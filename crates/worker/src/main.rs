@@ -29,6 +29,9 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Sends one job to a running worker over NATS and prints its result.
     Submit(cli::submit::SubmitArgs),
+    /// Runs a journaled job again, offline, against its recorded answers, and prints the new
+    /// result beside its differences from the stored one.
+    Replay(cli::replay::ReplayArgs),
     /// Manages the registry of actions (KV bucket ACTIONS): put, list, rm.
     Actions(cli::actions::ActionsArgs),
     /// Prints an action's name, description, arguments and LLM tool definition.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Run(args) => cli::run::main(&config, args),
         Command::Submit(args) => cli::submit::main(&config, args),
+        Command::Replay(args) => cli::replay::main(&config, args),
         Command::Actions(args) => cli::actions::main(&config, args),
         Command::Inspect(args) => cli::inspect::main(args),
         Command::CheckConfig => check_config(&cli.config, &config, &env_vars),

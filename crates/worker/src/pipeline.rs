@@ -296,6 +296,18 @@ impl Pipeline {
         }
     }
 
+    /// A slot for a request-reply job that the pipeline does not run (a replay), in its
+    /// tenant's turn; its `rejected` result over capacity.
+    pub(crate) async fn admit_request(
+        &self,
+        job: &Job,
+        arrival: Arrival,
+    ) -> Result<Option<Slot>, JobResult> {
+        let action = job.action.name();
+        let admitted = self.admit(job, action, arrival, None).await;
+        admitted.map_err(|refused| self.stamp(over_capacity(job, action, refused), true, 1))
+    }
+
     /// The admit step: a slot in the job's tenant's turn (none for a local job), or the one
     /// reserved for it.
     async fn admit(

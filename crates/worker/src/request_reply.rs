@@ -57,6 +57,10 @@ async fn answer(
     job.test |= force_test;
     match job.validate() {
         Err(e) => pipeline.refuse(Unrun::of(&job), Refusal::Rejected(e.to_string()), arrival),
+        Ok(()) if job.replay.is_some() => {
+            job.test = true;
+            crate::replay::answer(pipeline, &job, arrival).await
+        }
         Ok(()) => pipeline.run(&job, arrival).await,
     }
 }

@@ -106,7 +106,8 @@ async fn google() -> (SocketAddr, Arc<Mutex<usize>>) {
     (common::serve(app, "127.0.0.1:0").await, appends)
 }
 
-/// `worker.toml` keys for a worker on `url` with the secrets `ERP_KEY` (tenant `acme`) and
+/// `worker.toml` keys for a worker on `url` (`extra`: more `[nats]` keys, or tables) with
+/// the secrets `ERP_KEY` (tenant `acme`) and
 /// `LLM_KEY`, their file in `dir`.
 fn config(dir: &Path, url: &str, extra: &str) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -118,7 +119,7 @@ fn config(dir: &Path, url: &str, extra: &str) -> String {
     )
     .unwrap();
     format!(
-        "[nats]\nurl = \"{url}\"\nack_wait_ms = 2000\nmax_concurrent_jobs = 4\n[secrets]\nfile = \"{}\"\n{extra}",
+        "[nats]\nurl = \"{url}\"\nack_wait_ms = 2000\nmax_concurrent_jobs = 4\n{extra}\n[secrets]\nfile = \"{}\"\n",
         secrets.display()
     )
 }
@@ -331,4 +332,259 @@ def execute_action(context):
     assert_eq!(result["output"]["row"]["updatedRange"], "Sheet1!A2:B2");
     assert_eq!(count(&seen, "GET /next"), 1);
     assert_eq!(result["trace"][0]["journal"], "replayed", "{result}");
+}
+
+/// `action-worker --config CONFIG replay ARGS…` off the async runtime: exit code and stdout.
+async fn replay_cli(config: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let mut command = std::process::Command::new(common::worker_binary());
+    command.arg("--config").arg(config).arg("replay").args(args);
+    command.env("ACTION_WORKER_LOG", "error");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|_| json!({"stderr": String::from_utf8_lossy(&out.stderr).into_owned()}));
+    (out.status.code(), value)
+}
+
+/// A script whose result holds everything a run draws from outside the script: clocks,
+/// randomness (`random`, `uuid`, `os.urandom`, `secrets`) and an HTTP answer.
+fn drawing_script(addr: SocketAddr) -> String {
+    format!(
+        r#"
+import datetime, os, random, secrets, time, uuid
+import requests
+def execute_action(context):
+    started = time.monotonic()
+    charge = requests.post("http://{addr}/charge", json={{"amount": 5}}).json()
+    return {{
+        "charge": charge, "now": time.time(), "today": datetime.datetime.now().isoformat(),
+        "random": random.random(), "uuid": str(uuid.uuid4()), "bytes": os.urandom(8).hex(),
+        "token": secrets.token_hex(4), "took": time.monotonic() - started,
+    }}
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reproduces_a_stored_result_and_runs_a_new_version_against_the_recorded_answers() {
+    let (addr, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = jetstream::new(client.clone());
+    let config = config(&dir.path().join("secrets"), &nats.url, "");
+    let worker = Worker::start(&dir.path().join("w"), &config).await;
+    let job = json!({"id": "draws-1", "tenant": "acme", "action": {"name": "pay", "type": "python", "python": {"code": drawing_script(addr)}}});
+    submit_json(&js, "actions.jobs.acme", &job).await;
+    let stored = wait_stored(&js, "draws-1").await;
+    assert_eq!(stored["status"], "ok", "{stored}");
+    let config_file = dir.path().join("w/worker.toml");
+
+    let (code, replayed) = replay_cli(&config_file, &["draws-1"]).await;
+    assert_eq!(code, Some(0), "{replayed}");
+    assert_eq!(replayed["same"], true, "{replayed}");
+    // Byte for byte: the output's JSON text is the stored one's.
+    assert_eq!(
+        replayed["result"]["output"].to_string(),
+        stored["output"].to_string()
+    );
+    assert_eq!(replayed["result"]["trace"][0]["journal"], "replayed");
+    assert_eq!(count(&seen, "POST /charge"), 1, "a replay sends nothing");
+
+    let fixed = dir.path().join("pay.py");
+    std::fs::write(
+        &fixed,
+        format!(
+            "import requests, time\ndef execute_action(context):\n    charge = requests.post(\"http://{addr}/charge\", json={{\"amount\": 5}}).json()\n    late = requests.get(\"http://{addr}/late\")\n    return {{\"n\": charge[\"n\"] * 10}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, changed) = replay_cli(
+        &config_file,
+        &["draws-1", "--action", fixed.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(code, Some(1), "{changed}");
+    assert_eq!(changed["same"], false);
+    // The fix ran on the recorded answer; the call the journal lacks was refused, not sent.
+    assert_eq!(changed["result"]["status"], "action_error", "{changed}");
+    assert_eq!(
+        changed["result"]["trace"][1]["journal"], "refused",
+        "{changed}"
+    );
+    assert!(
+        changed["differences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["path"] == "/status")
+    );
+    assert_eq!(count(&seen, "POST /charge"), 1);
+    assert_eq!(count(&seen, "GET /late"), 0);
+
+    let (code, missing) = replay_cli(&config_file, &["no-such-job"]).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        missing["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("no journal for job \"no-such-job\""),
+        "{missing}"
+    );
+
+    // Over NATS, as a dashboard would: a test job naming the job to replay.
+    let ask = |tenant: &str| json!({"id": "r-1", "tenant": tenant, "replay": "draws-1", "action": {"name": "pay"}});
+    let reply = client
+        .request("actions.test", ask("acme").to_string().into())
+        .await
+        .unwrap();
+    let over_nats: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(over_nats["replay"]["same"], true, "{over_nats}");
+    assert_eq!(over_nats["test"], true);
+    assert_eq!(
+        over_nats["output"].to_string(),
+        stored["output"].to_string()
+    );
+    let reply = client
+        .request("actions.test", ask("globex").to_string().into())
+        .await
+        .unwrap();
+    let other: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(
+        other["status"], "rejected",
+        "another tenant's job is not found: {other}"
+    );
+    drop(worker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_jobs_are_recorded_only_on_demand() {
+    let (addr, seen) = upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let config = config(&dir.path().join("secrets"), &nats.url, "");
+    let _worker = Worker::start(&dir.path().join("w"), &config).await;
+    let code = drawing_script(addr);
+    for (id, record) in [("rr-plain", false), ("rr-recorded", true)] {
+        let job = json!({"id": id, "record": record, "action": {"name": "pay", "type": "python", "python": {"code": code}}});
+        let result = common::nats::run_json(&client, &job).await;
+        assert_eq!(result["status"], "ok", "{result}");
+    }
+    assert_eq!(count(&seen, "POST /charge"), 2);
+    let replay = |of: &str| json!({"id": "r", "replay": of, "action": {"name": "pay"}});
+    let reply = client
+        .request("actions.test", replay("rr-recorded").to_string().into())
+        .await
+        .unwrap();
+    let replayed: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(replayed["status"], "ok", "{replayed}");
+    assert_eq!(
+        replayed["replay"]["same"], false,
+        "no stored result to compare: {replayed}"
+    );
+    assert_eq!(replayed["trace"][0]["journal"], "replayed");
+    let reply = client
+        .request("actions.test", replay("rr-plain").to_string().into())
+        .await
+        .unwrap();
+    let unrecorded: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(unrecorded["status"], "rejected", "{unrecorded}");
+    assert!(
+        unrecorded["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only when recorded")
+    );
+    assert_eq!(count(&seen, "POST /charge"), 2, "replays send nothing");
+}
+
+/// The workflow engine's side of `conversation_id`: answers `actions.conversations.get`.
+async fn engine(client: async_nats::Client) {
+    let mut requests = client.subscribe("actions.conversations.get").await.unwrap();
+    tokio::spawn(async move {
+        use futures_util::StreamExt;
+        while let Some(message) = requests.next().await {
+            let asked: Value = serde_json::from_slice(&message.payload).unwrap();
+            let answer = if asked == json!({"tenant": "acme", "conversation_id": "c-1"}) {
+                json!({"id": "c-1", "metadata": {"plan": "gold"}, "tags": ["vip"]})
+            } else {
+                json!({"error": "no such conversation"})
+            };
+            client
+                .publish(message.reply.unwrap(), answer.to_string().into())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_names_its_conversation_by_id_and_the_engine_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = Nats::start(&dir.path().join("nats")).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let config = config(
+        &dir.path().join("secrets"),
+        &nats.url,
+        "conversation_timeout_ms = 500\n",
+    );
+    let _worker = Worker::start(&dir.path().join("w"), &config).await;
+    let code = "def execute_action(context):\n    return [get_conversation_metadata(context, 'plan'), context['conversation']['tags']]\n";
+    let job = |tenant: &str, id: &str| json!({"id": format!("{tenant}-{id}"), "tenant": tenant, "conversation_id": id, "action": {"name": "plan", "type": "python", "python": {"code": code}}});
+
+    // No engine, then one that does not answer: said at once, and after a bounded wait.
+    let absent = common::nats::run_json(&client, &job("acme", "c-1")).await;
+    assert_eq!(absent["status"], "rejected", "{absent}");
+    assert!(
+        absent["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no workflow engine answers on actions.conversations.get"),
+        "{absent}"
+    );
+    let silent_engine = client.subscribe("actions.conversations.get").await.unwrap();
+    client.flush().await.unwrap();
+    let silent = common::nats::run_json(&client, &job("acme", "c-1")).await;
+    assert!(
+        silent["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer on actions.conversations.get within 500 ms"),
+        "{silent}"
+    );
+    drop(silent_engine);
+
+    engine(client.clone()).await;
+    let known = common::nats::run_json(&client, &job("acme", "c-1")).await;
+    assert_eq!(known["status"], "ok", "{known}");
+    assert_eq!(known["output"], json!(["gold", ["vip"]]));
+    // Scoped by tenant: another tenant's job does not get acme's conversation.
+    let other = common::nats::run_json(&client, &job("globex", "c-1")).await;
+    assert_eq!(other["status"], "rejected", "{other}");
+    assert!(
+        other["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no such conversation"),
+        "{other}"
+    );
+    let both = json!({"id": "b", "conversation": {}, "conversation_id": "c-1", "action": {"name": "plan", "type": "python", "python": {"code": code}}});
+    let both = common::nats::run_json(&client, &both).await;
+    assert_eq!(both["status"], "rejected");
+
+    // `run --conversation-id`: the local run asks the same engine.
+    let script = dir.path().join("plan.py");
+    std::fs::write(&script, code).unwrap();
+    let config_file = dir.path().join("w/worker.toml");
+    let (result, _) = common::run_script(
+        &config_file,
+        &script,
+        &["--tenant", "acme", "--conversation-id", "c-1"],
+        &[],
+    )
+    .await;
+    assert_eq!(result["output"], json!(["gold", ["vip"]]), "{result}");
 }

@@ -2,5 +2,6 @@
 
 pub mod actions;
 pub mod inspect;
+pub mod replay;
 pub mod run;
 pub mod submit;

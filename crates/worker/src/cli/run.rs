@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use serde_json::{Map, Value};
 
 use crate::config::Settings;
+use crate::conversations::Conversations;
 use crate::execute::Executor;
 use crate::pipeline::{Arrival, Path, Pipeline};
 
@@ -27,6 +28,10 @@ pub struct RunArgs {
     /// A JSON file holding the conversation (SPEC §3) given to the action.
     #[arg(long, value_name = "FILE")]
     conversation: Option<PathBuf>,
+    /// The conversation by its id: the worker asks the workflow engine for it over NATS
+    /// (`nats.conversation_subject`), scoped by `--tenant`.
+    #[arg(long, value_name = "ID", conflicts_with = "conversation")]
+    conversation_id: Option<String>,
     /// Runs as a test job: effects are reported, flagged `test`, and never applied.
     #[arg(long)]
     test: bool,
@@ -99,7 +104,7 @@ pub fn job_for(args: &RunArgs, action: ActionRef) -> anyhow::Result<Job> {
         test: args.test,
         timeout_ms: None,
         reply_to: None,
-        conversation_id: None,
+        conversation_id: args.conversation_id.clone(),
         record: false,
         replay: None,
     };
@@ -126,10 +131,27 @@ pub fn main(config: &Settings, args: RunArgs) -> anyhow::Result<ExitCode> {
         let executor = Executor::from_config(config, Some(0))?;
         let mut pipeline = Pipeline::local(Arc::new(executor));
         pipeline.worker_id = "local".into();
+        if job.conversation_id.is_some() {
+            pipeline.conversations = Some(engine(config).await?);
+        }
         // The same pipeline as `serve`: a panic is a failed result, printed like any other.
         anyhow::Ok(pipeline.run(&job, Arrival::new(Path::Local, 1)).await)
     })?;
     print_result(&result)
+}
+
+/// The workflow engine's conversations, over NATS (`run --conversation-id`).
+async fn engine(config: &Settings) -> anyhow::Result<Conversations> {
+    let url = crate::cli::submit::nats_url(config, None);
+    let options = async_nats::ConnectOptions::new().name("action-worker run");
+    let client = crate::connect::connect(&url, &config.nats_access, options)
+        .await
+        .map_err(crate::cli::submit::ask_whether_it_runs)?;
+    Ok(Conversations {
+        client,
+        subject: config.nats.conversation_subject(),
+        timeout: std::time::Duration::from_millis(config.nats.conversation_timeout_ms),
+    })
 }
 
 pub fn precompile(config: &Settings) -> anyhow::Result<ExitCode> {
@@ -159,6 +181,7 @@ mod tests {
             args: list.iter().map(|s| s.to_string()).collect(),
             args_json: json.map(String::from),
             conversation: None,
+            conversation_id: None,
             test: false,
             tenant: None,
         }

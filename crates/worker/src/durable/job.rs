@@ -338,6 +338,10 @@ impl<'a> Delivery<'a> {
 fn checked(job: Job, prefix: &str) -> Result<Job, Undecoded> {
     let problem = match job.validate() {
         Err(e) => e.to_string(),
+        Ok(()) if job.replay.is_some() => {
+            "replay: a replay is a test job on request-reply (<prefix>.test), not a durable job"
+                .to_string()
+        }
         Ok(()) if id_names_a_result(&job.id) => return Ok(job),
         Ok(()) => format!(
             "id: {:?} cannot be used in the result's subject {prefix}.results.<id> (no spaces, \

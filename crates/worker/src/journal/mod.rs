@@ -139,6 +139,19 @@ impl JournalStore {
         Ok((record, last))
     }
 
+    /// The stored result of a job (stream `ACTIONS_RESULTS`), if there is one.
+    pub async fn stored_result(&self, job_id: &str) -> Option<action_protocol::JobResult> {
+        let results = self
+            .js
+            .get_stream(crate::durable::RESULTS_STREAM)
+            .await
+            .ok()?;
+        let subject = crate::durable::results_subject(&self.prefix, Some(job_id), 0);
+        let message = results.direct_get_last_for_subject(subject).await.ok()?;
+        let content_type = message.headers.get("Content-Type").map(|v| v.as_str());
+        crate::replay::decode_stored(content_type, &message.payload)
+    }
+
     /// Appends `entries` to the job's subject after sequence `last` (in parts if they are
     /// larger than a message); the new last sequence.
     pub async fn append(
