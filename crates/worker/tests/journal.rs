@@ -588,3 +588,86 @@ async fn a_job_names_its_conversation_by_id_and_the_engine_answers() {
     .await;
     assert_eq!(result["output"], json!(["gold", ["vip"]]), "{result}");
 }
+
+/// An upstream whose `/charge/<id>` answers at once and whose `/slow` after 400 ms, counting
+/// each path's hits.
+async fn charging_upstream() -> (SocketAddr, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .fallback(|State(seen): State<Seen>, uri: Uri| async move {
+            let path = uri.path().to_string();
+            seen.lock().unwrap().push((path.clone(), None));
+            if path == "/slow" {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            axum::Json(json!({"ok": path}))
+        })
+        .with_state(seen.clone());
+    (common::serve(app, "127.0.0.1:0").await, seen)
+}
+
+async fn stored_count(js: &jetstream::Context) -> u64 {
+    let mut stream = js.get_stream("ACTIONS_RESULTS").await.unwrap();
+    stream.info().await.map_or(0, |info| info.state.messages)
+}
+
+/// The fault drill of the issue: 120 durable jobs that each charge, then make a slower
+/// call; their worker is killed with SIGKILL while it holds jobs between their two calls, a
+/// second worker takes over, and the nats-server restarts. Every job has one result, and a
+/// charge is made twice only where its first answer was never journaled (the worker died
+/// with the call in flight): that job's trace says `re-sent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_drill_no_journaled_charge_is_made_twice() {
+    let (addr, seen) = charging_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Nats::start(&dir.path().join("nats")).await;
+    let client = async_nats::connect(&nats.url).await.unwrap();
+    let js = jetstream::new(client);
+    let config = config(&dir.path().join("secrets"), &nats.url, "");
+    let doomed = Worker::start(&dir.path().join("a"), &config).await;
+    let total = 120;
+    let code = format!(
+        "import requests\ndef execute_action(context):\n    charge = requests.post(\"http://{addr}/charge/\" + context[\"job\"][\"id\"]).json()\n    requests.get(\"http://{addr}/slow\")\n    return charge\n"
+    );
+    for n in 0..total {
+        let job = json!({"id": format!("drill-{n}"), "tenant": "acme", "action": {"name": "pay", "type": "python", "python": {"code": code}}});
+        submit_json(&js, "actions.jobs.acme", &job).await;
+    }
+    // Its jobs charge at once and then wait 400 ms: killed now, it holds them between calls.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < 30 {
+        assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    doomed.kill().await;
+    let survivor = Worker::start(&dir.path().join("b"), &config).await;
+    nats.restart(Duration::from_secs(1)).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while stored_count(&js).await < total {
+        assert!(Instant::now() < deadline, "not every job got a result");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (mut twice, mut replayed, mut redelivered) = (0, 0, 0);
+    for n in 0..total {
+        let id = format!("drill-{n}");
+        let result = wait_stored(&js, &id).await;
+        assert_eq!(result["status"], "ok", "{result}");
+        let charges = count(&seen, &format!("/charge/{id}"));
+        let note = result["trace"][0]["journal"].as_str().unwrap_or_default();
+        replayed += usize::from(note == "replayed");
+        redelivered += usize::from(result["attempt"].as_u64().unwrap() > 1);
+        if charges > 1 {
+            twice += 1;
+            assert_eq!(note, "re-sent", "{id} charged {charges} times: {result}");
+        }
+        assert!((1..=2).contains(&charges), "{id} charged {charges} times");
+    }
+    assert_eq!(stored_count(&js).await, total, "one result per job");
+    println!(
+        "fault drill: {total} jobs, one result each; redelivered: {redelivered}; charges \
+         answered from the journal on redelivery: {replayed}; charged twice (in flight at the \
+         kill, re-sent with the same key): {twice}"
+    );
+    assert!(replayed > 0, "the kill caught no job between its two calls");
+    drop(survivor);
+}
