@@ -135,6 +135,101 @@ async fn durable_rate(
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Durable jobs one at a time (each published, its result awaited on `reply_to`): the
+/// median time from publishing to the result.
+async fn durable_p50(
+    client: &async_nats::Client,
+    js: &async_nats::jetstream::Context,
+    job: &Value,
+    n: usize,
+) -> Duration {
+    use futures_util::StreamExt;
+    let inbox = client.new_inbox();
+    let mut replies = client.subscribe(inbox.clone()).await.unwrap();
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut job = job.clone();
+        let id = format!("lat-{}", client.new_inbox().replace('.', "-"));
+        job["id"] = json!(id);
+        job["reply_to"] = json!(inbox);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.as_str());
+        let t = Instant::now();
+        js.publish_with_headers("actions.jobs.bench", headers, job.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
+            .await
+            .unwrap()
+            .unwrap();
+        times.push(t.elapsed());
+        let result: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(result["status"], "ok", "{result}");
+    }
+    times.sort();
+    times[n / 2]
+}
+
+/// The journal's cost on the durable path: the median durable job with 0 and with 4 HTTP
+/// calls, on a worker with `nats.journal` on and one with it off, in alternating rounds.
+/// Per call: (on − off with 4 calls − (on − off with none)) / 4; per job: on − off with none
+/// (the read at open and the input written at the end).
+async fn journal_cost(upstream: std::net::SocketAddr, n: usize) {
+    let calls = |k: usize| {
+        json!({"id": "b", "action": {"name": "calls", "type": "python", "python": {"code": format!(
+            "import requests\ndef execute_action(context):\n    return [requests.get('http://{upstream}/stock/1').json() for _ in range({k})]\n")}}})
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let on = ReleaseWorker::start(dirs[0].path(), "max_concurrent_jobs = 16", "").await;
+    let off = ReleaseWorker::start(
+        dirs[1].path(),
+        "max_concurrent_jobs = 16\njournal = false",
+        "",
+    )
+    .await;
+    let mut sides = vec![];
+    for worker in [&on, &off] {
+        let client = async_nats::connect(&worker.url).await.unwrap();
+        let js = async_nats::jetstream::new(client.clone());
+        durable_p50(&client, &js, &calls(4), 50).await; // warm-up
+        sides.push((client, js));
+    }
+    let (mut none, mut four) = ([vec![], vec![]], [vec![], vec![]]);
+    for round in 0..4 {
+        for side in [round % 2, 1 - round % 2] {
+            let (client, js) = &sides[side];
+            none[side].push(
+                durable_p50(client, js, &calls(0), n / 4)
+                    .await
+                    .as_secs_f64()
+                    * 1e3,
+            );
+            four[side].push(
+                durable_p50(client, js, &calls(4), n / 4)
+                    .await
+                    .as_secs_f64()
+                    * 1e3,
+            );
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (none_on, none_off) = (median(&mut none[0]), median(&mut none[1]));
+    let (four_on, four_off) = (median(&mut four[0]), median(&mut four[1]));
+    println!(
+        "journal (durable, one at a time): no calls p50 {none_on:.3} ms on / {none_off:.3} ms off | \
+         4 HTTP calls p50 {four_on:.3} ms on / {four_off:.3} ms off | per job {:.3} ms, per call {:.3} ms",
+        none_on - none_off,
+        ((four_on - four_off) - (none_on - none_off)) / 4.0
+    );
+    on.stop().await;
+    off.stop().await;
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("N")
@@ -149,6 +244,10 @@ async fn main() {
     let upstream = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
+    let only = std::env::var("ONLY").unwrap_or_default();
+    if only.is_empty() || "journal".contains(only.as_str()) {
+        journal_cost(upstream, n).await;
+    }
     let dir = tempfile::tempdir().unwrap();
     let worker = ReleaseWorker::start(dir.path(), "max_concurrent_jobs = 64", "").await;
     let (url, admin) = (worker.url.clone(), worker.admin.clone());
@@ -161,7 +260,6 @@ async fn main() {
         "python": {"code": format!("import requests\ndef execute_action(context):\n    return requests.get('http://{upstream}/stock/1').json()\n")}}});
     let pid = worker.pid();
     let js = async_nats::jetstream::new(client.clone());
-    let only = std::env::var("ONLY").unwrap_or_default();
     for (label, job) in [
         ("trivial Python action", &python),
         ("Python + requests.get", &http),

@@ -105,6 +105,8 @@ pub struct Pipeline {
     /// The journals (stream `ACTIONS_JOURNAL`), when the worker has JetStream: every durable
     /// job has one, and a request-reply job that asks (`record`).
     pub journal: Option<Arc<JournalStore>>,
+    /// Whether durable jobs are journaled (`nats.journal`).
+    pub journal_durable: bool,
     /// Where a job's `conversation_id` is looked up, when the worker has NATS.
     pub conversations: Option<Conversations>,
 }
@@ -141,6 +143,7 @@ impl Pipeline {
             stop: CancellationToken::new(),
             worker_id: worker_id(),
             journal: None,
+            journal_durable: true,
             conversations: None,
         }
     }
@@ -381,7 +384,7 @@ impl Pipeline {
         arrival: Arrival,
     ) -> Result<Option<Arc<JobJournal>>, JobResult> {
         let wanted = match arrival.path {
-            Path::Durable => true,
+            Path::Durable => self.journal_durable,
             Path::RequestReply => job.record || action.record,
             Path::Local => false,
         };

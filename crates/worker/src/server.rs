@@ -100,6 +100,7 @@ impl Server {
             let max_payload = client.server_info().max_payload;
             let store = JournalStore::setup(&js, &config.nats, max_payload).await?;
             pipeline.journal = Some(Arc::new(store));
+            pipeline.journal_durable = config.nats.journal;
         }
         let durable = match config.nats.durable {
             true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),

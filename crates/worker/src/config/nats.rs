@@ -35,6 +35,10 @@ pub struct NatsSection {
     pub results_max_age_s: u64,
     /// Replicas of the streams and the registry bucket the worker creates (3 in a cluster).
     pub stream_replicas: usize,
+    /// Journal every durable job (stream `ACTIONS_JOURNAL`): a redelivered job then makes no
+    /// journaled call twice. Off: durable jobs' calls are at least once (request-reply jobs
+    /// that ask to be recorded still are).
+    pub journal: bool,
     /// The most a job's journal (stream `ACTIONS_JOURNAL`) may hold, in bytes: past it the
     /// job's later calls are made without being journaled (their trace entries say so).
     pub journal_max_job_bytes: u64,
@@ -114,6 +118,7 @@ impl Default for NatsSection {
             max_attempts: 3,
             results_max_age_s: 86_400,
             stream_replicas: 1,
+            journal: true,
             journal_max_job_bytes: 16 << 20,
             conversation_subject: String::new(),
             conversation_timeout_ms: 2_000,
