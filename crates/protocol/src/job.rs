@@ -191,6 +191,35 @@ mod tests {
     }
 
     #[test]
+    fn a_conversation_is_given_or_named_not_both_and_references_are_bounded() {
+        let job: Job = serde_json::from_str(
+            r#"{"id":"j","action":{"name":"a"},"conversation_id":"c-1","record":true}"#,
+        )
+        .unwrap();
+        assert_eq!(job.validate(), Ok(()));
+        assert!(job.record);
+        let mut both = job.clone();
+        both.conversation = Some(Map::new());
+        assert_eq!(both.validate(), Err(JobError::ConversationTwice));
+        let mut empty = job.clone();
+        empty.replay = Some(String::new());
+        assert_eq!(empty.validate(), Err(JobError::BadReference("replay", 0)));
+        let mut long = job;
+        long.conversation_id = Some("c".repeat(129));
+        assert_eq!(
+            long.validate(),
+            Err(JobError::BadReference("conversation_id", 129))
+        );
+        // Absent, the new fields are not written: a job reads back as it was sent.
+        let plain: Job = serde_json::from_str(r#"{"id":"j","action":{"name":"a"}}"#).unwrap();
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !text.contains("record") && !text.contains("replay"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn ids_are_bounded() {
         let mut job: Job = serde_json::from_str(r#"{"id":"","action":{"name":"a"}}"#).unwrap();
         assert_eq!(job.validate(), Err(JobError::BadId(0)));

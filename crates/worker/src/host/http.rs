@@ -40,7 +40,7 @@ impl JobHost {
     ) -> Result<HttpResponse, HttpError> {
         let index = self.http_calls;
         self.http_calls += 1;
-        let call = call_key(&request);
+        let call = self.call_key(|| call_key(&request));
         let request = with_idempotency_key(request, idempotency_key(&self.scope.job_id, index));
         self.inject("http_send");
         if let Some(full) = self.trace_full() {

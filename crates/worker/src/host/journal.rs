@@ -31,14 +31,20 @@ impl JobHost {
         self
     }
 
-    /// The journal's word on the next call, which asks `call`; `read` reads a journaled
-    /// answer. Leaves the note for the call's trace entry in `journal_note`.
+    /// A call's key, made only for a job with a journal (a digest is not free).
+    pub(super) fn call_key(&self, make: impl FnOnce() -> CallKey) -> Option<CallKey> {
+        self.journal.as_ref().map(|_| make())
+    }
+
+    /// The journal's word on the next call, which asks `call` ([`Self::call_key`]); `read`
+    /// reads a journaled answer. Leaves the note for the call's trace entry in
+    /// `journal_note`.
     pub(super) async fn before_call<T>(
         &mut self,
-        call: CallKey,
+        call: Option<CallKey>,
         read: fn(&Value) -> Option<T>,
     ) -> Before<T> {
-        let Some(journal) = self.journal.clone() else {
+        let (Some(journal), Some(call)) = (self.journal.clone(), call) else {
             self.halt_at("call");
             return Before::Live(None);
         };

@@ -37,13 +37,14 @@ impl JobHost {
         self.llm_calls += 1;
         let started = Instant::now();
         let mut usage = Usage::default();
-        let options_text = options.join("\n");
-        let call = CallKey::new(
-            "llm",
-            "",
-            &llm.config.base_url,
-            &[prompt.as_bytes(), input.as_bytes(), options_text.as_bytes()],
-        );
+        let call = self.call_key(|| {
+            CallKey::new(
+                "llm",
+                "",
+                &llm.config.base_url,
+                &[prompt.as_bytes(), input.as_bytes(), options.join("\n").as_bytes()],
+            )
+        });
         let answer = match self.before_call(call, text_answer_of).await {
             Before::Answered(answer) => answer,
             Before::Refused(message) => Err(message),

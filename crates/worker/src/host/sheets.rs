@@ -29,12 +29,14 @@ impl JobHost {
         let data: serde_json::Value =
             serde_json::from_str(&row_json).map_err(|e| format!("data: {e}"))?;
         let started = Instant::now();
-        let call = CallKey::new(
-            "sheets",
-            "POST",
-            &sheets.config.base_url,
-            &[sheet_id.as_bytes(), row_json.as_bytes()],
-        );
+        let call = self.call_key(|| {
+            CallKey::new(
+                "sheets",
+                "POST",
+                &sheets.config.base_url,
+                &[sheet_id.as_bytes(), row_json.as_bytes()],
+            )
+        });
         let answer = match self.before_call(call, text_answer_of).await {
             Before::Answered(answer) => answer,
             Before::Refused(message) => Err(message),

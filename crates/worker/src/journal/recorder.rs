@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use action_sandbox::Entropy;
 use serde_json::Value;
 
-use super::entry::{CallKey, Entry, Record, decode_bytes, encode_bytes};
+use super::entry::{CallKey, Entry, Record, encode_bytes};
 use super::{JournalStore, WriteError};
 
 /// How the job uses its journal.
@@ -66,8 +66,11 @@ struct State {
     random_drawn: usize,
     /// The last monotonic reading and when it was made: a live reading goes on from it.
     monotonic_origin: (u64, Instant),
-    /// Entries not written yet (clock readings and random draws, an input).
+    /// Entries not written yet (clock readings, an input, a divergence).
     pending: Vec<Entry>,
+    /// Random bytes drawn live and not written yet, from their position: kept raw until
+    /// written (a seeding draws thousands of bytes, one at a time).
+    drawn: Option<(u64, Vec<u8>)>,
     last_sequence: u64,
     bytes: usize,
     max_bytes: usize,
@@ -187,7 +190,7 @@ impl JobJournal {
 
     /// Writes what is pending (the input, the last readings and draws): the job has ended.
     pub async fn finish(&self) -> Result<(), WriteError> {
-        let pending = std::mem::take(&mut self.state().pending);
+        let pending = self.state().take_pending();
         self.append(pending).await
     }
 
@@ -195,7 +198,7 @@ impl JobJournal {
         let batch = {
             let mut state = self.state();
             state.push(entry);
-            std::mem::take(&mut state.pending)
+            state.take_pending()
         };
         self.append(batch).await
     }
@@ -247,6 +250,7 @@ impl State {
             random_drawn: 0,
             monotonic_origin: (0, Instant::now()),
             pending: Vec::new(),
+            drawn: None,
             last_sequence: 0,
             bytes: 0,
             max_bytes: usize::MAX,
@@ -265,6 +269,34 @@ impl State {
         self.bytes = self.bytes.saturating_add(size);
         if self.bytes <= self.max_bytes || matches!(entry, Entry::Input { .. }) {
             self.pending.push(entry);
+        }
+    }
+
+    /// What is to be written, the random bytes drawn last included.
+    fn take_pending(&mut self) -> Vec<Entry> {
+        if let Some((from, bytes)) = self.drawn.take() {
+            let bytes = encode_bytes(&bytes);
+            self.pending.push(Entry::Random { from, bytes });
+        }
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Random bytes drawn live at position `from`, to be journaled (within the cap).
+    fn drew(&mut self, from: u64, live: &[u8]) {
+        self.bytes = self.bytes.saturating_add(live.len());
+        if self.bytes > self.max_bytes {
+            return;
+        }
+        match &mut self.drawn {
+            Some((start, bytes)) if *start + bytes.len() as u64 == from => {
+                bytes.extend_from_slice(live);
+            }
+            _ => {
+                if let Some((start, bytes)) = self.drawn.replace((from, live.to_vec())) {
+                    let bytes = encode_bytes(&bytes);
+                    self.pending.push(Entry::Random { from: start, bytes });
+                }
+            }
         }
     }
 
@@ -343,27 +375,144 @@ impl Entropy for JobJournal {
         }
         let live = &mut bytes[replayed..];
         rand::fill(live);
-        let from = (drawn + replayed) as u64;
-        // Consecutive draws go in one entry (re-encoded: draws are small and few).
-        let extended = match state.pending.last_mut() {
-            Some(Entry::Random { from: f, bytes: b }) => {
-                let mut all = decode_bytes(b);
-                let follows = *f + all.len() as u64 == from;
-                if follows {
-                    all.extend_from_slice(live);
-                    *b = encode_bytes(&all);
-                }
-                follows
-            }
-            _ => false,
-        };
-        if extended {
-            state.bytes += live.len();
-        } else {
-            state.push(Entry::Random {
-                from,
-                bytes: encode_bytes(live),
-            });
+        state.drew((drawn + replayed) as u64, live);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::entry::{RecordedCall, decode_bytes};
+    use serde_json::json;
+
+    fn call(name: &str) -> CallKey {
+        CallKey::new("http", "POST", name, &[name.as_bytes()])
+    }
+
+    /// A record whose call 0 (`a`) was answered and call 1 (`b`) was sent, unanswered.
+    fn record() -> Record {
+        Record {
+            calls: vec![
+                RecordedCall {
+                    call: call("a"),
+                    answer: Some(json!({"ok": "A"})),
+                },
+                RecordedCall {
+                    call: call("b"),
+                    answer: None,
+                },
+            ],
+            wall: vec![5, 6],
+            monotonic: vec![100],
+            random: vec![1, 2, 3],
+            ..Record::default()
         }
+    }
+
+    /// A journal that follows `record` for real, writing nowhere.
+    fn recording(record: Record) -> JobJournal {
+        JobJournal {
+            store: None,
+            subject: String::new(),
+            mode: Mode::Record,
+            state: Mutex::new(State::new(record)),
+        }
+    }
+
+    #[test]
+    fn a_run_takes_journaled_answers_resends_the_unanswered_and_goes_live_after() {
+        let journal = recording(record());
+        assert_eq!(
+            journal.plan(&call("a")),
+            (0, CallPlan::Replay(json!({"ok": "A"})))
+        );
+        let resent = CallPlan::Send {
+            resent: true,
+            diverged: false,
+        };
+        assert_eq!(journal.plan(&call("b")), (1, resent));
+        let live = CallPlan::Send {
+            resent: false,
+            diverged: false,
+        };
+        assert_eq!(journal.plan(&call("c")), (2, live));
+    }
+
+    #[test]
+    fn a_run_that_asks_otherwise_diverges_and_never_follows_again() {
+        let journal = recording(record());
+        let diverged = CallPlan::Send {
+            resent: false,
+            diverged: true,
+        };
+        assert_eq!(journal.plan(&call("x")), (0, diverged));
+        assert_eq!(journal.state().pending, vec![Entry::Diverged { at: 0 }]);
+        // Call 1 is what the journal holds there, but the run no longer follows it.
+        assert!(matches!(
+            journal.plan(&call("b")).1,
+            CallPlan::Send { resent: false, .. }
+        ));
+        // Nor its clocks: a live reading, journaled from reading 0.
+        assert!(journal.wall_clock() > Duration::from_secs(1_000_000));
+    }
+
+    #[test]
+    fn a_replay_refuses_what_the_journal_lacks() {
+        let journal = JobJournal::offline(record());
+        assert!(matches!(journal.plan(&call("a")).1, CallPlan::Replay(_)));
+        assert_eq!(journal.plan(&call("b")).1, CallPlan::Refuse);
+        assert_eq!(journal.plan(&call("c")).1, CallPlan::Refuse);
+        let journal = JobJournal::offline(record());
+        assert_eq!(journal.plan(&call("x")).1, CallPlan::Refuse);
+        assert!(
+            journal.state().pending.is_empty(),
+            "a replay writes nothing"
+        );
+    }
+
+    #[test]
+    fn clocks_and_random_bytes_come_from_the_record_then_live_and_journaled() {
+        let journal = recording(record());
+        assert_eq!(journal.wall_clock(), Duration::from_nanos(5));
+        assert_eq!(journal.wall_clock(), Duration::from_nanos(6));
+        let live = journal.wall_clock();
+        assert!(live > Duration::from_secs(1_000_000), "{live:?}");
+        assert_eq!(journal.monotonic_clock(), 100);
+        assert!(
+            journal.monotonic_clock() >= 100,
+            "monotonic across the switch"
+        );
+        let mut bytes = [0; 5];
+        journal.random(&mut bytes);
+        assert_eq!(bytes[..3], [1, 2, 3]);
+        let mut more = [0; 4];
+        journal.random(&mut more);
+        let pending = journal.state().take_pending();
+        // The live readings and draws, at their positions, consecutive draws in one entry.
+        assert!(matches!(&pending[0], Entry::Wall { from: 2, ns } if ns.len() == 1));
+        assert!(matches!(&pending[1], Entry::Monotonic { from: 1, ns } if ns.len() == 1));
+        let Entry::Random { from, bytes: drawn } = &pending[2] else {
+            panic!("{pending:?}");
+        };
+        assert_eq!(*from, 3);
+        let drawn = decode_bytes(drawn);
+        assert_eq!(drawn[..2], bytes[3..]);
+        assert_eq!(drawn[2..], more);
+        assert_eq!(pending.len(), 3);
+    }
+
+    #[test]
+    fn past_its_cap_a_journal_lets_calls_go_unjournaled() {
+        let journal = recording(Record::default());
+        journal.state().max_bytes = 100;
+        let mut bytes = vec![0; 200];
+        journal.random(&mut bytes);
+        assert_eq!(journal.plan(&call("a")).1, CallPlan::Unjournaled);
+        assert!(
+            CallPlan::Unjournaled
+                .note()
+                .unwrap()
+                .contains("journal_max_job_bytes")
+        );
     }
 }
