@@ -36,7 +36,7 @@ pub enum Version {
     /// The action as the job ran it (recorded in its journal).
     Recorded,
     /// Another definition, against the recorded answers.
-    New(ActionDefinition),
+    New(Box<ActionDefinition>),
 }
 
 /// Replays job `job_id`, seen by `tenant` (`None`: any, for the operator's CLI); an error
@@ -64,7 +64,7 @@ pub async fn replay(
     let action = match version {
         Version::Recorded => serde_json::from_value(action)
             .map_err(|e| format!("replay: the journaled action: {e}"))?,
-        Version::New(action) => action,
+        Version::New(action) => *action,
     };
     let stored = store.stored_result(job_id).await;
     let attempt = stored.as_ref().map_or(attempt, |stored| stored.attempt);
@@ -141,7 +141,7 @@ fn named_otherwise(job: &Job, ran: &str) -> bool {
 /// recorded action (by its name: checked once the journal is read).
 pub fn version_of(job: &Job) -> Version {
     match &job.action {
-        ActionRef::Inline(action) => Version::New((**action).clone()),
+        ActionRef::Inline(action) => Version::New(action.clone()),
         ActionRef::Named { .. } => Version::Recorded,
     }
 }

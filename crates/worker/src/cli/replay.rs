@@ -33,7 +33,7 @@ pub struct ReplayArgs {
 /// the stored one, 1 when it differs, 2 when the job cannot be replayed.
 pub fn main(config: &Settings, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let version = match &args.action {
-        Some(path) => Version::New(load_action(path)?),
+        Some(path) => Version::New(Box::new(load_action(path)?)),
         None => Version::Recorded,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

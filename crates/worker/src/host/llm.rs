@@ -42,7 +42,11 @@ impl JobHost {
                 "llm",
                 "",
                 &llm.config.base_url,
-                &[prompt.as_bytes(), input.as_bytes(), options.join("\n").as_bytes()],
+                &[
+                    prompt.as_bytes(),
+                    input.as_bytes(),
+                    options.join("\n").as_bytes(),
+                ],
             )
         });
         let answer = match self.before_call(call, text_answer_of).await {
