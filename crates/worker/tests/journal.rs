@@ -587,6 +587,19 @@ async fn a_job_names_its_conversation_by_id_and_the_engine_answers() {
     )
     .await;
     assert_eq!(result["output"], json!(["gold", ["vip"]]), "{result}");
+    // `submit --conversation-id`: the worker asks.
+    let mut submit = std::process::Command::new(common::worker_binary());
+    submit
+        .arg("--config")
+        .arg(&config_file)
+        .arg("submit")
+        .arg(&script);
+    submit.args(["--tenant", "acme", "--conversation-id", "c-1"]);
+    let out = tokio::task::spawn_blocking(move || submit.output().unwrap())
+        .await
+        .unwrap();
+    let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(submitted["output"], json!(["gold", ["vip"]]), "{submitted}");
 }
 
 /// An upstream whose `/charge/<id>` answers at once and whose `/slow` after 400 ms, counting

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use action_helpers::{Question, Usage};
+use action_helpers::{LlmClient, Question, Usage};
 use action_protocol::{TraceEntry, millis};
 
 use super::JobHost;
@@ -49,25 +49,16 @@ impl JobHost {
                 ],
             )
         });
+        let question = Question {
+            prompt: &prompt,
+            input: &input,
+            options: &options,
+        };
         let answer = match self.before_call(call, text_answer_of).await {
             Before::Answered(answer) => answer,
             Before::Refused(message) => Err(message),
             Before::Live(ticket) => {
-                let question = Question {
-                    prompt: &prompt,
-                    input: &input,
-                    options: &options,
-                };
-                let services = &self.services;
-                let answer = llm
-                    .classify(
-                        &services.egress,
-                        &services.secrets,
-                        question,
-                        deadline,
-                        &mut usage,
-                    )
-                    .await;
+                let answer = self.ask(&llm, question, deadline, &mut usage).await;
                 self.after_call(ticket, text_answer(&answer)).await;
                 answer
             }
@@ -89,5 +80,24 @@ impl JobHost {
             ..TraceEntry::default()
         });
         answer
+    }
+
+    /// The question, put to the configured model.
+    async fn ask(
+        &self,
+        llm: &LlmClient,
+        question: Question<'_>,
+        deadline: Instant,
+        usage: &mut Usage,
+    ) -> Result<String, String> {
+        let services = &self.services;
+        llm.classify(
+            &services.egress,
+            &services.secrets,
+            question,
+            deadline,
+            usage,
+        )
+        .await
     }
 }

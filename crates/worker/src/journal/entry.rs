@@ -23,6 +23,9 @@ pub enum Entry {
         action: Value,
         attempt: u32,
     },
+    /// The action a later delivery ran, when it is not the one of the `input` (the registry
+    /// moved on between deliveries): the record goes on, with this action.
+    Action { action: Value },
     /// Outside call `n` is about to be sent.
     Sending { n: u32, call: CallKey },
     /// Outside call `n`'s answer, as the job received it.
@@ -101,6 +104,11 @@ impl Record {
                 *self = Self {
                     input: Some((job, action, attempt)),
                     ..Self::default()
+                }
+            }
+            Entry::Action { action } => {
+                if let Some(input) = &mut self.input {
+                    input.1 = action;
                 }
             }
             Entry::Sending { n, call } => self.put_call(n, call, None),
@@ -278,6 +286,16 @@ mod tests {
             attempt: 2,
         });
         assert!(record.calls.is_empty() && record.wall.is_empty());
+        // A later delivery's action (the registry moved on) keeps the record going.
+        record.apply(Entry::Sending {
+            n: 0,
+            call: key("a"),
+        });
+        record.apply(Entry::Action {
+            action: json!({"v": 2}),
+        });
+        assert_eq!(record.calls.len(), 1);
+        assert_eq!(record.input.map(|input| input.1), Some(json!({"v": 2})));
     }
 
     #[test]

@@ -86,20 +86,25 @@ impl JobJournal {
         (record, last): (Record, u64),
         input: (Value, Value, u32),
     ) -> Self {
+        // The same job follows its journal, whatever its action's revision now: a run that
+        // asks for other calls diverges where it does.
         let same_job = record
             .input
             .as_ref()
-            .is_some_and(|(job, action, _)| *job == input.0 && *action == input.1);
+            .is_some_and(|(job, ..)| *job == input.0);
+        let same_action = record.input.as_ref().is_some_and(|(_, a, _)| *a == input.1);
         let mut state = State::new(if same_job { record } else { Record::default() });
         state.last_sequence = last;
         state.max_bytes = store.max_job_bytes;
+        let (job, action, attempt) = input;
         if !same_job {
-            let (job, action, attempt) = input;
             state.push(Entry::Input {
                 job,
                 action,
                 attempt,
             });
+        } else if !same_action {
+            state.push(Entry::Action { action });
         }
         Self {
             subject: store.subject(job_id),
