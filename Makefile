@@ -10,7 +10,7 @@ RUNTIME := build/action-runtime.wasm
 RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
-.PHONY: all build run example test lint bench bench-sandbox bench-nats bench-fairness bench-alternatives runtime venv clean precompile wasmtime
+.PHONY: all build run cluster example test lint bench bench-sandbox bench-nats bench-fairness bench-alternatives runtime venv clean precompile wasmtime
 
 all: build
 
@@ -50,6 +50,11 @@ build: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 # (from .venv) with JetStream, bound to 127.0.0.1. Ctrl-C stops both.
 run: build
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(BIN) --config worker.toml serve
+
+# A local three-node NATS cluster (JetStream, streams at three replicas) and two workers on
+# it, data under data/cluster; prints the URLs; Ctrl-C stops everything (scripts/cluster).
+cluster: build
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" BIN=$(BIN) scripts/cluster
 
 # The README's worked example, in-process, no NATS.
 example: build

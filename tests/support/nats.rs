@@ -126,11 +126,109 @@ impl Nats {
     /// Kills the server (SIGKILL: no goodbye to clients) and starts it again on the same
     /// port and store.
     pub async fn restart(&mut self, down_for: Duration) {
+        self.kill().await;
+        tokio::time::sleep(down_for).await;
+        self.spawn().await;
+    }
+
+    /// Kills the server (SIGKILL), leaving it down until [`Nats::start_again`].
+    pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.unwrap();
         }
-        tokio::time::sleep(down_for).await;
+    }
+
+    /// Starts a killed server again, on the same port, store and configuration.
+    pub async fn start_again(&mut self) {
         self.spawn().await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A JetStream cluster of real nats-servers on loopback, with routes between every two:
+/// node `i` is `server_name: n<i>`, its monitoring port serves `/connz`.
+pub struct Cluster {
+    pub nodes: Vec<Nats>,
+    /// `http://127.0.0.1:<port>` of each node's monitoring endpoint.
+    pub monitors: Vec<String>,
+}
+
+impl Cluster {
+    /// `size` nodes under `dir`, returned once JetStream answers through every node.
+    pub async fn start(dir: &Path, size: usize) -> Self {
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let monitor_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for i in 0..size {
+            let others: Vec<String> = (0..size)
+                .filter(|j| *j != i)
+                .map(|j| format!("\"nats-route://127.0.0.1:{}\"", routes[j]))
+                .collect();
+            let settings = format!(
+                "server_name: n{i}\nhttp: \"127.0.0.1:{}\"\ncluster {{\n  name: actions\n  listen: \"127.0.0.1:{}\"\n  routes: [{}]\n}}\n",
+                monitor_ports[i],
+                routes[i],
+                others.join(", ")
+            );
+            nodes.push(Nats::start_with_config(&dir.join(format!("n{i}")), &settings).await);
+        }
+        let cluster = Self {
+            nodes,
+            monitors: monitor_ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect(),
+        };
+        for i in 0..size {
+            cluster.wait_for_jetstream(i).await;
+        }
+        cluster
+    }
+
+    /// Every node's URL, comma-separated (`nats.url` of a worker on the cluster).
+    pub fn urls(&self) -> String {
+        let urls: Vec<&str> = self.nodes.iter().map(|n| n.url.as_str()).collect();
+        urls.join(",")
+    }
+
+    /// Waits until node `i` answers JetStream requests (its meta leader is known).
+    pub async fn wait_for_jetstream(&self, i: usize) {
+        let client = async_nats::connect(&self.nodes[i].url).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        for _ in 0..300 {
+            if js.query_account().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("JetStream did not come up on node n{i}");
+    }
+
+    /// The node holding a client connection named `name`, by the nodes' `/connz`.
+    pub async fn node_serving(&self, name: &str) -> Option<usize> {
+        for (i, monitor) in self.monitors.iter().enumerate() {
+            let Ok(response) = reqwest::get(format!("{monitor}/connz")).await else {
+                continue;
+            };
+            let Ok(text) = response.text().await else {
+                continue;
+            };
+            let Ok(connz) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let connections = connz["connections"].as_array().cloned().unwrap_or_default();
+            if connections.iter().any(|c| c["name"] == name) {
+                return Some(i);
+            }
+        }
+        None
     }
 }
 

@@ -39,7 +39,7 @@ impl ConnectFailed {
     }
 }
 
-/// Connects to `url` with `options` (name, timeouts: the caller's) plus `[nats]`'s
+/// Connects to `url` (one server, or several comma-separated: a cluster) with `options` (name, timeouts: the caller's) plus `[nats]`'s
 /// authentication and TLS (read once, with the configuration: [`NatsAccess`]), logging disconnections and reconnections; the client reconnects
 /// on its own for as long as it lives. The initial connection is tried once: wrong
 /// credentials fail at start, saying so.
@@ -83,7 +83,14 @@ pub async fn connect(
     if let Some((cert, key)) = &tls.client {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
-    options.connect(url).await.map_err(|error| {
+    // A cluster: several servers, comma-separated; the client also learns the cluster's
+    // other servers from each server it connects to, and reconnects among them.
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    options.connect(servers.as_slice()).await.map_err(|error| {
         let tls_error = rustls_error(&error);
         let (message, unreachable) = match error.kind() {
             ConnectErrorKind::AuthorizationViolation => match auth {

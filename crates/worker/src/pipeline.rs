@@ -290,8 +290,12 @@ impl Pipeline {
             ActionKind::Python => "python",
             ActionKind::Api => "api",
         };
-        let result =
-            ran.unwrap_or_else(|panicked| Some(guard::failed(&job.id, &action.name, panicked)));
+        // The journal's end is written with the slot free again: a JetStream that is electing
+        // a leader holds up this job's result, not the next job.
+        let result = match ran {
+            Ok((result, journal)) => finish_journal(result, journal).await,
+            Err(panicked) => Some(guard::failed(&job.id, &action.name, panicked)),
+        };
         Ran {
             kind,
             result,
@@ -343,17 +347,17 @@ impl Pipeline {
         Ok(Some(slot))
     }
 
-    /// The run step: the job's journal opened (and written to the end), its conversation
-    /// by id fetched, then the limits and the run. None when another delivery overtook it.
+    /// The run step: the job's journal opened, its conversation by id fetched, then the
+    /// limits and the run; the result, and the journal to finish ([`finish_journal`]).
     async fn run_step(
         &self,
         job: &Job,
         action: &ActionDefinition,
         arrival: Arrival,
-    ) -> Option<JobResult> {
+    ) -> (JobResult, Option<Arc<JobJournal>>) {
         let journal = match self.open_journal(job, action, arrival).await {
             Ok(journal) => journal,
-            Err(result) => return Some(result),
+            Err(result) => return (result, None),
         };
         let conversations = self.conversations.as_ref();
         let result = match Conversations::fill(conversations, job, journal.as_deref()).await {
@@ -364,13 +368,7 @@ impl Pipeline {
             }
             Err(message) => JobResult::rejected(&job.id, &action.name, message),
         };
-        let Some(journal) = journal else {
-            return Some(result);
-        };
-        if let Err(error) = journal.finish().await {
-            tracing::warn!(%error, "the end of the job's journal was not written");
-        }
-        (!journal.superseded()).then_some(result)
+        (result, journal)
     }
 
     /// The journal of a job that has one: a durable job, or a request-reply job that asks
@@ -396,7 +394,16 @@ impl Pipeline {
             serde_json::to_value(action).unwrap_or_default(),
             arrival.attempt,
         );
-        match store.read(&job.id).await {
+        // Bounded: a job holds its slot while it waits, and JetStream can be electing a
+        // leader (a node lost); past it the job is handed back, as on any read error.
+        let read = tokio::time::timeout(JOURNAL_READ_PATIENCE, store.read(&job.id)).await;
+        let read = read.unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "the job's journal could not be read within {} s",
+                JOURNAL_READ_PATIENCE.as_secs()
+            ))
+        });
+        match read {
             Ok(read) => {
                 let journal = JobJournal::record(store.clone(), &job.id, read, input);
                 Ok(Some(Arc::new(journal)))
@@ -468,6 +475,21 @@ impl Pipeline {
         }
     }
 }
+
+/// `result` once its journal's end is written (what is pending: the input, the last clock
+/// readings and draws); none when another delivery of the job overtook this one.
+async fn finish_journal(result: JobResult, journal: Option<Arc<JobJournal>>) -> Option<JobResult> {
+    let Some(journal) = journal else {
+        return Some(result);
+    };
+    if let Err(error) = journal.finish().await {
+        tracing::warn!(%error, "the end of the job's journal was not written");
+    }
+    (!journal.superseded()).then_some(result)
+}
+
+/// How long a job waits for its journal to be read before it is handed back.
+const JOURNAL_READ_PATIENCE: Duration = Duration::from_secs(2);
 
 /// The result of a job refused a slot: `rejected`, `error.kind = "over_capacity"`.
 fn over_capacity(job: &Job, action: &str, refused: Refused) -> JobResult {

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsSection {
-    /// The NATS server, e.g. `nats://nats.internal:4222`. Unset: `serve` starts a local
+    /// The NATS server, e.g. `nats://nats.internal:4222`, or a cluster's servers
+    /// comma-separated (`nats://a:4222,nats://b:4222,nats://c:4222`; the worker learns the
+    /// rest of the cluster from them, as NATS clients do). Unset: `serve` starts a local
     /// nats-server with JetStream, bound to 127.0.0.1 (the embedded default).
     pub url: Option<String>,
     /// The subject prefix: `<prefix>.run`, `<prefix>.test`.

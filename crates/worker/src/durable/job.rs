@@ -274,24 +274,33 @@ impl<'a> Delivery<'a> {
     }
 
     /// Sends the stored result to `reply_to`, then acks (terminates past `max_attempts`),
-    /// retrying the ack a few times.
+    /// retrying the ack a few times (and then sending the result again).
     async fn finish(mut self, terminate: bool) {
-        if let Some(stored) = self.stored.take() {
-            self.announce(stored).await;
+        let stored = self.stored.take();
+        if let Some(stored) = &stored {
+            self.announce(stored.clone()).await;
         }
         let done = if terminate {
             AckKind::Term
         } else {
             AckKind::Ack
         };
+        let mut troubled = false;
         for _ in 0..5 {
             match self.message.double_ack_with(done).await {
                 Ok(()) => break,
                 Err(error) => {
+                    troubled = true;
                     tracing::warn!(subject = %self.subject, %error, "cannot ack the job yet; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
+        }
+        // An ack that had to be retried: the connection, or the node it reached, failed
+        // around the job's end, and the announcement may have been lost with it (a server
+        // that confirmed it can die before routing it on). It goes out again.
+        if troubled && let Some(stored) = stored {
+            self.announce(stored).await;
         }
     }
 
@@ -324,15 +333,34 @@ impl<'a> Delivery<'a> {
         let payload = stored.payload_in(self.encoding);
         let mut headers = HeaderMap::new();
         headers.insert("Content-Type", self.encoding.content_type());
+        // Confirmed by a flush (the server has it once its PONG is back): a reply written
+        // into a connection that dies (its node lost) is sent again on the next. A reply may
+        // so arrive twice, never not at all while the worker lives.
         let client = &self.worker.client;
-        if let Err(error) = client
-            .publish_with_headers(reply_to.to_string(), headers, payload)
-            .await
-        {
-            tracing::warn!(subject = %self.subject, %error, "cannot send the result to reply_to");
+        for _ in 0..ANNOUNCE_TRIES {
+            let sent = client
+                .publish_with_headers(reply_to.to_string(), headers.clone(), payload.clone())
+                .await;
+            let confirmed = match sent {
+                Ok(()) => tokio::time::timeout(Duration::from_secs(2), client.flush())
+                    .await
+                    .map_err(|_| "no answer from the server within 2 s".to_string())
+                    .and_then(|flushed| flushed.map_err(|e| e.to_string())),
+                Err(error) => Err(error.to_string()),
+            };
+            match confirmed {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(subject = %self.subject, %error, "cannot send the result to reply_to yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
         }
     }
 }
+
+/// Sends of a result to `reply_to` before giving up (the result stays stored).
+const ANNOUNCE_TRIES: usize = 5;
 
 /// A decoded job that the durable path can run: valid, with an id that can name its result.
 fn checked(job: Job, prefix: &str) -> Result<Job, Undecoded> {

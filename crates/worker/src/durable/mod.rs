@@ -294,6 +294,7 @@ async fn retire_shared_consumer(stream: &stream::Stream) {
 }
 
 /// A stored result: how it is encoded, and the tenant of the job that produced it.
+#[derive(Clone)]
 pub struct Stored {
     encoding: Encoding,
     payload: bytes::Bytes,
