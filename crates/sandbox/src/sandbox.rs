@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use action_protocol::{ErrorInfo, ErrorKind, Status};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
@@ -274,8 +275,9 @@ impl Sandbox {
                 return (outcome, None, host);
             }
         };
-        let (mut store, runtime, slot) = match until_deadline(deadline, self.take_instance()).await
-        {
+        let instance = until_deadline(deadline, self.take_instance());
+        let instance = instance.instrument(tracing::info_span!("instantiate"));
+        let (mut store, runtime, slot) = match instance.await {
             Err(_elapsed) => return (outcome::time_limit(&limits), None, host),
             Ok(Ok(ready)) => ready,
             Ok(Err(e)) => {
@@ -301,7 +303,9 @@ impl Sandbox {
             log_limit: limits.log_bytes,
             output_limit: limits.output_bytes,
         };
-        let call = until_deadline(deadline, runtime.call_run(&mut store, &input)).await;
+        let call = until_deadline(deadline, runtime.call_run(&mut store, &input))
+            .instrument(tracing::info_span!("run"))
+            .await;
         let mut outcome = match call {
             Err(_elapsed) => outcome::time_limit(&limits),
             Ok(Err(trap)) => outcome::from_trap(&trap, &limits),

@@ -17,7 +17,7 @@ mod services;
 mod tenants;
 
 pub use access::{Auth, NatsAccess, Tls};
-pub use admin::{AdminSection, LogFormat, LogSection};
+pub use admin::{AdminSection, LogFormat, LogSection, TelemetrySection};
 pub use nats::{NatsSection, Secret};
 pub use runtime::{LimitValues, LimitsConfig, RuntimeConfig};
 pub use services::{EgressSection, LlmSection, SecretsSection, SheetsSection};
@@ -36,6 +36,7 @@ pub struct WorkerConfig {
     pub tenants: TenantsSection,
     pub admin: AdminSection,
     pub log: LogSection,
+    pub telemetry: TelemetrySection,
 }
 
 impl WorkerConfig {
@@ -121,6 +122,7 @@ impl WorkerConfig {
         self.nats.validate()?;
         self.tenants.validate()?;
         self.log.validate()?;
+        self.telemetry.validate()?;
         self.runtime.validate()?;
         Ok(Settings {
             sandbox: self.sandbox_config(),

@@ -26,5 +26,6 @@ pub mod request_reply;
 pub mod scheduler;
 pub mod secrets;
 pub mod server;
+pub mod telemetry;
 pub mod wire;
 pub mod worker;

@@ -64,9 +64,13 @@ fn check_config(
 }
 
 /// Logs on stderr: `serve` by `[log]` (`info`, text or JSON), the other commands at `warn`;
-/// `ACTION_WORKER_LOG` overrides the filter for all.
-fn init_logging(log: Option<&config::LogSection>) {
-    use tracing_subscriber::EnvFilter;
+/// `ACTION_WORKER_LOG` overrides the filter for all. `serve` exports its spans with
+/// OpenTelemetry when `[telemetry] otlp_endpoint` is set, whatever the log level.
+fn init_logging(log: Option<&config::LogSection>, telemetry: Option<&config::TelemetrySection>) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let mut level = log
         .map(|l| l.level.clone())
         .unwrap_or_else(|| "warn".into());
@@ -77,18 +81,29 @@ fn init_logging(log: Option<&config::LogSection>) {
     }
     let filter =
         EnvFilter::try_from_env("ACTION_WORKER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if log.is_some_and(|l| l.format == config::LogFormat::Json) {
-        builder
-            .json()
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = if log.is_some_and(|l| l.format == config::LogFormat::Json) {
+        fmt.json()
             .with_current_span(true)
             .with_span_list(false)
-            .init();
+            .boxed()
     } else {
-        builder.init();
-    }
+        fmt.boxed()
+    };
+    let spans = Targets::new()
+        .with_target("action_worker", LevelFilter::INFO)
+        .with_target("action_sandbox", LevelFilter::INFO);
+    let otel = telemetry.and_then(|t| match action_worker::telemetry::layer(t) {
+        Ok(layer) => layer.map(|layer| layer.with_filter(spans)),
+        Err(error) => {
+            eprintln!("action-worker: telemetry is off: {error:#}");
+            None
+        }
+    });
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .with(otel)
+        .init();
 }
 
 fn main() -> ExitCode {
@@ -97,12 +112,10 @@ fn main() -> ExitCode {
     let explicit = std::env::args().any(|a| a == "--config" || a.starts_with("--config="));
     let loaded = config::WorkerConfig::load_with_env(&cli.config, explicit, std::env::vars_os());
     let serving = matches!(cli.command, Command::Serve);
+    let serve_config = loaded.as_ref().ok().filter(|_| serving);
     init_logging(
-        loaded
-            .as_ref()
-            .ok()
-            .filter(|_| serving)
-            .map(|(config, _)| &config.log),
+        serve_config.map(|(config, _)| &config.log),
+        serve_config.map(|(config, _)| &config.telemetry),
     );
     let result = loaded.and_then(|(config, env_vars)| match cli.command {
         Command::Serve => tokio::runtime::Builder::new_multi_thread()
@@ -115,6 +128,7 @@ fn main() -> ExitCode {
                 // Do not wait for blocking threads that cannot end (a child's read of its
                 // stdin, which its parent holds open).
                 rt.shutdown_timeout(std::time::Duration::from_secs(1));
+                action_worker::telemetry::shutdown();
                 served
             })
             .map(|()| ExitCode::SUCCESS),

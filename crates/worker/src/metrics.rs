@@ -162,7 +162,7 @@ pub fn global() -> &'static Metrics {
     })
 }
 
-fn status_label(status: Status) -> &'static str {
+pub(crate) fn status_label(status: Status) -> &'static str {
     match status {
         Status::Ok => "ok",
         Status::ActionError => "action_error",

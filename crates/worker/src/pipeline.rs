@@ -241,6 +241,8 @@ impl Pipeline {
             fuel = result.stats.fuel_used,
             "job finished"
         );
+        let status = crate::metrics::status_label(result.status);
+        tracing::Span::current().record("status", status);
         let metrics = crate::metrics::global();
         if is_over_capacity(result) {
             metrics.over_capacity(tenant);
@@ -279,6 +281,10 @@ impl Pipeline {
             Ok(slot) => slot,
             Err(refused) => return Ran::unrun(over_capacity(job, &action.name, refused)),
         };
+        if let Some(slot) = &slot {
+            let waited = u64::try_from(slot.waited.as_millis()).unwrap_or(u64::MAX);
+            tracing::Span::current().record("queue_wait_ms", waited);
+        }
         let ran = guard::guarded(Stage::Run, async {
             guard::inject("run", job.id.as_bytes());
             self.run_step(job, &action, arrival).await

@@ -22,7 +22,8 @@ pub async fn handle(worker: Arc<Worker>, request: Request, force_test: bool) {
         Ok(job) => (job.id.clone(), job.action.name().to_string()),
         Err(_) => (String::new(), String::new()),
     };
-    let span = tracing::info_span!("action.run", job_id = %job_id, action = %action, path = "request_reply");
+    let headers = request.message.headers.as_ref();
+    let span = crate::telemetry::job_span(&job_id, &action, "request_reply", headers);
     let result = answer(&worker, job, force_test, arrival)
         .instrument(span.clone())
         .await;

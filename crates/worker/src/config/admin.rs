@@ -75,3 +75,48 @@ impl LogSection {
         Ok(())
     }
 }
+
+/// `[telemetry]`: traces of jobs, exported with OpenTelemetry ([`crate::telemetry`]).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySection {
+    /// Where spans are exported with OTLP over HTTP (protobuf), e.g.
+    /// `http://127.0.0.1:4318/v1/traces` (a local OpenTelemetry Collector); empty: off.
+    pub otlp_endpoint: String,
+    /// The share of new traces sampled (0 to 1); a job whose `traceparent` says sampled is.
+    pub sample_ratio: f64,
+    /// Outbound HTTP requests (scripts', API actions', the helpers') carry `traceparent`.
+    pub propagate: bool,
+    /// The `service.name` of the spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            sample_ratio: 1.0,
+            propagate: false,
+            service_name: "action-worker".into(),
+        }
+    }
+}
+
+impl TelemetrySection {
+    pub(super) fn validate(&self) -> anyhow::Result<()> {
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            bail!(
+                "telemetry.sample_ratio: {} is outside 0..=1",
+                self.sample_ratio
+            );
+        }
+        let endpoint = &self.otlp_endpoint;
+        if !endpoint.is_empty() && !endpoint.starts_with("http://") {
+            bail!(
+                "telemetry.otlp_endpoint: {endpoint:?} is not an http:// URL (OTLP over HTTP to a \
+                 local collector, which forwards with TLS)"
+            );
+        }
+        Ok(())
+    }
+}

@@ -244,7 +244,8 @@ fn hear(doorbell: &mut Option<async_nats::Subscriber>, lanes: &mut Lanes, head: 
 
 async fn handle(worker: Arc<Worker>, durable: Arc<Durable>, message: Message, taken: Taken) {
     let msg_id = super::job::msg_id(&message);
-    let span = tracing::info_span!("action.run", job_id = %msg_id, path = "durable");
+    let headers = message.headers.as_ref();
+    let span = crate::telemetry::job_span(&msg_id, "", "durable", headers);
     // The stages of the job are guarded one by one; this catches a panic in the glue between
     // them (reading, storing and announcing results), and hands the job back for another try.
     let handled = guard::guarded(

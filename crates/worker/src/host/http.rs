@@ -64,8 +64,13 @@ impl JobHost {
         };
         entry.ms = millis(started.elapsed());
         entry.journal = self.journal_note.take().map(str::to_string);
+        let span = tracing::Span::current();
+        if let Some(note) = &entry.journal {
+            span.record("journal", note.as_str());
+        }
         match &result {
             Ok(response) => {
+                span.record("http.response.status_code", response.status);
                 entry.status = Some(response.status);
                 entry.bytes = response.body.len() as u64;
                 entry.secrets = response
@@ -91,10 +96,9 @@ impl JobHost {
             allowed_hosts: &self.scope.allowed_hosts,
             secrets: Some((&self.services.secrets, self.scope.tenant.as_deref())),
         };
-        let host = url::Url::parse(&request.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_string))
-            .unwrap_or_else(|| "-".into());
+        let host = super::host_of(&request.url);
+        let mut request = request;
+        request.headers.extend(crate::telemetry::outbound_headers());
         let result = self.services.egress.send(request, options).await;
         record_egress(&host, &result);
         result

@@ -22,10 +22,20 @@ use action_sandbox::{
     ActionHost, BoxFuture, ConversationCall, ConversationReply, CpuTurns, Entropy, HostRecord,
 };
 
+use tracing::Instrument;
+
 use crate::cpu::Turns;
 use crate::journal::JobJournal;
 
 pub use http::idempotency_key;
+
+/// A URL's host, for metrics and spans (`-` when it has none): never its path or query.
+pub(crate) fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_else(|| "-".into())
+}
 
 /// What the hosts of all jobs share: the egress client, the secrets, the helpers' clients.
 #[derive(Clone)]
@@ -117,7 +127,14 @@ impl ActionHost for JobHost {
         request: HttpRequest,
         deadline: Instant,
     ) -> BoxFuture<'_, Result<HttpResponse, HttpError>> {
-        Box::pin(self.send(request, deadline))
+        let span = tracing::info_span!(
+            "host.http",
+            http.request.method = %request.method.to_ascii_uppercase(),
+            server.address = %host_of(&request.url),
+            http.response.status_code = tracing::field::Empty,
+            journal = tracing::field::Empty,
+        );
+        Box::pin(self.send(request, deadline).instrument(span))
     }
 
     fn llm_classify(
@@ -127,7 +144,11 @@ impl ActionHost for JobHost {
         options: Vec<String>,
         deadline: Instant,
     ) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(self.classify(prompt, input, options, deadline))
+        let span = tracing::info_span!("host.llm", journal = tracing::field::Empty);
+        Box::pin(
+            self.classify(prompt, input, options, deadline)
+                .instrument(span),
+        )
     }
 
     fn sheets_append(
@@ -136,7 +157,11 @@ impl ActionHost for JobHost {
         row_json: String,
         deadline: Instant,
     ) -> BoxFuture<'_, Result<String, String>> {
-        Box::pin(self.append_row(sheet_id, row_json, deadline))
+        let span = tracing::info_span!("host.sheets", journal = tracing::field::Empty);
+        Box::pin(
+            self.append_row(sheet_id, row_json, deadline)
+                .instrument(span),
+        )
     }
 
     fn conversation(&mut self, call: ConversationCall) -> ConversationReply {
