@@ -230,6 +230,61 @@ async fn journal_cost(upstream: std::net::SocketAddr, n: usize) {
     off.stop().await;
 }
 
+/// Tracing's cost: request-reply on a worker exporting every span (`[telemetry]` at a
+/// loopback OTLP sink, sampled at 100 %) beside one that does not, in alternating rounds.
+async fn tracing_cost(n: usize) {
+    let sink = Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|| async {
+            (
+                [("content-type", "application/x-protobuf")],
+                Vec::<u8>::new(),
+            )
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, sink).await.unwrap() });
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let traced =
+        format!("[telemetry]\notlp_endpoint = \"http://{otlp}/v1/traces\"\nsample_ratio = 1.0");
+    let workers = [
+        ReleaseWorker::start(dirs[0].path(), "max_concurrent_jobs = 64", "").await,
+        ReleaseWorker::start(dirs[1].path(), "max_concurrent_jobs = 64", &traced).await,
+    ];
+    let job = json!({"id": "b", "action": {"name": "trivial", "type": "python",
+        "python": {"code": "def execute_action(context):\n    return {'ok': True}\n"}}});
+    let mut clients = vec![];
+    for worker in &workers {
+        let client = async_nats::connect(&worker.url).await.unwrap();
+        measure(&client, &job, n / 4, 1).await; // warm-up
+        clients.push(client);
+    }
+    let (mut p50, mut rate) = ([vec![], vec![]], [vec![], vec![]]);
+    for round in 0..4 {
+        for side in [round % 2, 1 - round % 2] {
+            let (_, median, _) = measure(&clients[side], &job, n / 2, 1).await;
+            p50[side].push(median.as_secs_f64() * 1e3);
+            rate[side].push(measure(&clients[side], &job, n, 16).await.0);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    println!(
+        "tracing (trivial Python, request-reply): off p50 {:.3} ms, 16 in flight {:.0} jobs/s | \
+         on (100 %, OTLP to loopback) p50 {:.3} ms, 16 in flight {:.0} jobs/s",
+        median(&mut p50[0]),
+        median(&mut rate[0]),
+        median(&mut p50[1]),
+        median(&mut rate[1]),
+    );
+    for worker in workers {
+        worker.stop().await;
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let n: usize = std::env::var("N")
@@ -247,6 +302,9 @@ async fn main() {
     let only = std::env::var("ONLY").unwrap_or_default();
     if only.is_empty() || "journal".contains(only.as_str()) {
         journal_cost(upstream, n).await;
+    }
+    if only.is_empty() || "tracing".contains(only.as_str()) {
+        tracing_cost(n).await;
     }
     let dir = tempfile::tempdir().unwrap();
     let worker = ReleaseWorker::start(dir.path(), "max_concurrent_jobs = 64", "").await;

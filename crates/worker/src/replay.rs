@@ -66,7 +66,7 @@ pub async fn replay(
             .map_err(|e| format!("replay: the journaled action: {e}"))?,
         Version::New(action) => *action,
     };
-    let stored = store.stored_result(job_id).await;
+    let stored = stored_result(store, job_id).await;
     let attempt = stored.as_ref().map_or(attempt, |stored| stored.attempt);
     let journal = JobJournal::offline(record);
     let result = match Conversations::fill(None, &job, Some(&journal)).await {
@@ -209,10 +209,16 @@ fn pointer_token(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// A stored result's payload decoded by its `Content-Type`.
-pub fn decode_stored(content_type: Option<&str>, payload: &[u8]) -> Option<JobResult> {
+/// The stored result of a job (stream `ACTIONS_RESULTS`), if there is one, decoded by its
+/// `Content-Type`.
+async fn stored_result(store: &JournalStore, job_id: &str) -> Option<JobResult> {
+    let js = store.jetstream();
+    let results = js.get_stream(crate::durable::RESULTS_STREAM).await.ok()?;
+    let subject = crate::durable::results_subject(store.prefix(), Some(job_id), 0);
+    let message = results.direct_get_last_for_subject(subject).await.ok()?;
+    let content_type = message.headers.get("Content-Type").map(|v| v.as_str());
     let encoding = Encoding::from_content_type(content_type).unwrap_or(Encoding::Json);
-    encoding.decode(payload).ok()
+    encoding.decode(&message.payload).ok()
 }
 
 #[cfg(test)]

@@ -81,3 +81,15 @@ fn encode_within(result: &JobResult, encoding: Encoding, max_payload: usize) -> 
     smaller.logs.truncated = true;
     encoding.encode(&smaller.stamped_like(result))
 }
+
+/// Whether `id` can name a result, `<prefix>.results.<id>`: tokens of visible characters, no
+/// wildcards, and not starting with the token `_seq`, which names the results of jobs without
+/// such an id.
+pub fn id_names_a_result(id: &str) -> bool {
+    !id.is_empty()
+        && !id.split('.').any(str::is_empty)
+        && id.split('.').next() != Some("_seq")
+        && !id
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
+}

@@ -36,6 +36,7 @@ pub mod lanes;
 mod pull;
 pub mod rules;
 
+pub use crate::wire::id_names_a_result;
 pub use pull::pull_loop;
 
 use std::collections::BTreeMap;
@@ -57,18 +58,6 @@ pub const RESULTS_STREAM: &str = "ACTIONS_RESULTS";
 pub const SHARED_CONSUMER: &str = "action-workers";
 /// The streams' duplicate window: a publisher's retry within it is dropped by `Nats-Msg-Id`.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
-
-/// Whether `id` can name a result, `<prefix>.results.<id>`: tokens of visible characters, no
-/// wildcards, and not starting with the token `_seq`, which names the results of jobs without
-/// such an id.
-pub fn id_names_a_result(id: &str) -> bool {
-    !id.is_empty()
-        && !id.split('.').any(str::is_empty)
-        && id.split('.').next() != Some("_seq")
-        && !id
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '*' || c == '>')
-}
 
 /// The results stream's subject of a job id, or, for an id that cannot name a result, of the
 /// stream sequence of the job's message.

@@ -98,10 +98,20 @@ impl JournalStore {
         })
     }
 
+    /// The JetStream context the journal is written through.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// The subject prefix (`nats.subject_prefix`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The subject of a job's journal: `<prefix>.journal.<id>` for an id that can name a
     /// result, else `<prefix>.journal._h.<SHA-256 of the id>`.
     pub fn subject(&self, job_id: &str) -> String {
-        if crate::durable::id_names_a_result(job_id) && !job_id.starts_with("_h.") {
+        if crate::wire::id_names_a_result(job_id) && !job_id.starts_with("_h.") {
             return format!("{}.journal.{job_id}", self.prefix);
         }
         let digest = hex::encode(Sha256::digest(job_id.as_bytes()));
@@ -137,19 +147,6 @@ impl JournalStore {
             batch.clear();
         }
         Ok((record, last))
-    }
-
-    /// The stored result of a job (stream `ACTIONS_RESULTS`), if there is one.
-    pub async fn stored_result(&self, job_id: &str) -> Option<action_protocol::JobResult> {
-        let results = self
-            .js
-            .get_stream(crate::durable::RESULTS_STREAM)
-            .await
-            .ok()?;
-        let subject = crate::durable::results_subject(&self.prefix, Some(job_id), 0);
-        let message = results.direct_get_last_for_subject(subject).await.ok()?;
-        let content_type = message.headers.get("Content-Type").map(|v| v.as_str());
-        crate::replay::decode_stored(content_type, &message.payload)
     }
 
     /// Appends `entries` to the job's subject after sequence `last` (in parts if they are
