@@ -83,9 +83,11 @@ fn init_logging(log: Option<&config::LogSection>, telemetry: Option<&config::Tel
         EnvFilter::try_from_env("ACTION_WORKER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if log.is_some_and(|l| l.format == config::LogFormat::Json) {
+        // `span`: the innermost (a host call's, within a job); `spans`: from the job's
+        // `action.run` (with `job_id`) inwards.
         fmt.json()
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .boxed()
     } else {
         fmt.boxed()

@@ -152,7 +152,8 @@ async fn a_panic_at_any_stage_of_a_request_reply_job_is_a_failed_answer() {
         !stderr.contains("injected"),
         "a panic's message in the logs"
     );
-    // Each panic is logged at error level, within its job's span where the job decoded.
+    // Each panic is logged at error level, within its job's span (in the line's span list)
+    // where the job decoded.
     let errors: Vec<Value> = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -166,7 +167,11 @@ async fn a_panic_at_any_stage_of_a_request_reply_job_is_a_failed_answer() {
         "rr-panic-at-conversation",
         "rr-panic-at-encode",
     ] {
-        let lines = errors.iter().filter(|e| e["span"]["job_id"] == id).count();
+        let in_job = |e: &&Value| {
+            let spans = e["spans"].as_array().cloned().unwrap_or_default();
+            spans.iter().any(|span| span["job_id"] == id)
+        };
+        let lines = errors.iter().filter(in_job).count();
         assert!(lines >= 2, "{id}: {lines} error lines in\n{stderr}");
     }
 }
