@@ -39,6 +39,15 @@ impl ConnectFailed {
     }
 }
 
+/// The servers of `url`: one, or a cluster's, comma-separated. The client also learns the
+/// cluster's other servers from each server it connects to, and reconnects among them.
+fn servers(url: &str) -> Vec<&str> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 /// Connects to `url` (one server, or several comma-separated: a cluster) with `options` (name, timeouts: the caller's) plus `[nats]`'s
 /// authentication and TLS (read once, with the configuration: [`NatsAccess`]), logging disconnections and reconnections; the client reconnects
 /// on its own for as long as it lives. The initial connection is tried once: wrong
@@ -83,14 +92,7 @@ pub async fn connect(
     if let Some((cert, key)) = &tls.client {
         options = options.add_client_certificate(cert.clone(), key.clone());
     }
-    // A cluster: several servers, comma-separated; the client also learns the cluster's
-    // other servers from each server it connects to, and reconnects among them.
-    let servers: Vec<&str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    options.connect(servers.as_slice()).await.map_err(|error| {
+    options.connect(servers(url).as_slice()).await.map_err(|error| {
         let tls_error = rustls_error(&error);
         let (message, unreachable) = match error.kind() {
             ConnectErrorKind::AuthorizationViolation => match auth {

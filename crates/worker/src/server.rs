@@ -91,17 +91,7 @@ impl Server {
         let has_jetstream = registry.is_some();
         let mut pipeline = Pipeline::new(executor, registry, scheduler);
         pipeline.stop = stop.clone();
-        pipeline.conversations = Some(Conversations {
-            client: client.clone(),
-            subject: config.nats.conversation_subject(),
-            timeout: Duration::from_millis(config.nats.conversation_timeout_ms),
-        });
-        if has_jetstream {
-            let max_payload = client.server_info().max_payload;
-            let store = JournalStore::setup(&js, &config.nats, max_payload).await?;
-            pipeline.journal = Some(Arc::new(store));
-            pipeline.journal_durable = config.nats.journal;
-        }
+        connect_pipeline(&mut pipeline, config, &client, has_jetstream).await?;
         let durable = match config.nats.durable {
             true => Some(Arc::new(Durable::setup(&js, &config.nats).await?)),
             false => None,
@@ -294,6 +284,29 @@ async fn start_nats(nats: &NatsSection) -> anyhow::Result<(Option<EmbeddedServer
         nats.data_dir.display()
     ));
     Ok((Some(embedded), url))
+}
+
+/// What the pipeline reaches through NATS: the workflow engine's conversations, and the
+/// journals when the server has JetStream.
+async fn connect_pipeline(
+    pipeline: &mut Pipeline,
+    config: &Settings,
+    client: &async_nats::Client,
+    has_jetstream: bool,
+) -> anyhow::Result<()> {
+    pipeline.conversations = Some(Conversations {
+        client: client.clone(),
+        subject: config.nats.conversation_subject(),
+        timeout: Duration::from_millis(config.nats.conversation_timeout_ms),
+    });
+    if has_jetstream {
+        let js = async_nats::jetstream::new(client.clone());
+        let max_payload = client.server_info().max_payload;
+        let store = JournalStore::setup(&js, &config.nats, max_payload).await?;
+        pipeline.journal = Some(Arc::new(store));
+        pipeline.journal_durable = config.nats.journal;
+    }
+    Ok(())
 }
 
 /// Connects as `nats` says (credentials, TLS: [`crate::connect`]), logging disconnections and
