@@ -22,6 +22,9 @@ import lazy_random
 import sandbox_io
 import tzdata_memory
 import requests  # pre-imported so that `import requests` in a job is a lookup
+import teach
+import action_check  # noqa: F401 - `action-worker check` runs it as a job
+import action_runtime
 
 import wit_world
 from componentize_py_types import Err, Ok
@@ -32,6 +35,8 @@ lazy_random.install()
 
 # Made once, at build time: a job only re-arms them.
 _CAPTURE = sandbox_io.Capture(0)
+# A script's globals besides its own: the helpers and the types of `context`.
+_SCRIPT_GLOBALS = {**helpers.GLOBALS, **action_runtime.TYPES}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -106,7 +111,7 @@ def _run(job):
         return Err(_script_error(ErrorKind.SYNTAX, _exception_line(exc)))
 
     scope = {"__name__": "__action__", "__file__": filename, "__builtins__": builtins}
-    scope.update(helpers.GLOBALS)
+    scope.update(_SCRIPT_GLOBALS)
     try:
         exec(code, scope)
         entry = scope.get("execute_action")
@@ -200,6 +205,8 @@ def _warm_up_requests(rounds=4):
 
 _warm_up()
 _warm_up_requests()
+# Last: what a script may not do now raises with a message that teaches (teach.py).
+teach.install()
 
 # Everything above is in the snapshot. Move it to the permanent generation so that the
 # collector never walks (and so never writes to) the start-up objects in a job: fewer

@@ -5,7 +5,7 @@ import json
 import requests
 
 
-def execute_action(context):
+def execute_action(context: Context):
     name = context["args"]["customerName"]
     phone = context["args"]["phone"]
     items = context["args"]["items"]

@@ -4,7 +4,7 @@ import json
 from decimal import Decimal
 
 
-def execute_action(context):
+def execute_action(context: Context):
     items = context["args"]["items"]
     if isinstance(items, str):
         items = json.loads(items)

@@ -3,7 +3,7 @@
 import requests
 
 
-def execute_action(context):
+def execute_action(context: Context):
     order_id = context["args"]["orderId"]
     reason = context["args"]["reason"]
 

@@ -1,397 +1,73 @@
 """A `requests`-compatible client whose every call is served by the host's egress policy.
 
-The subset offered (SPEC §3): `request get post put patch delete head`, `Session`, `Response`
-and `requests.exceptions`. Transport options that only make sense with sockets of one's own
-(`verify`, `cert`, `proxies`, `stream`) are accepted and ignored: the host always verifies TLS
-and always reads the whole (capped) body. `files=` (multipart uploads) is not offered.
+`requests` 2.32 as scripts use it (docs/actions.md lists what differs, and
+tests/requests_parity compares the two): `request get post put patch delete head options`,
+`Session` (headers, params, auth, cookies kept between requests), `Request` and
+`PreparedRequest`, `Response` (history, cookies, links), `codes`, multipart `files=`,
+`requests.exceptions`, `auth`, `utils`, `cookies`, `structures`. Redirects are followed here,
+one host call per hop, each checked by the egress policy like any request. Transport options
+that only make sense with sockets of one's own (`verify`, `cert`, `proxies`) are accepted and
+ignored: the host always verifies TLS and reads the whole (capped) body.
 """
 
-import base64
 import datetime
-import json as _json
-from collections.abc import Mapping, MutableMapping
-import re as _re
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from collections.abc import Mapping
+from urllib.parse import urljoin, urlsplit
 
 from componentize_py_types import Err
 from wit_world.imports import http as _http
 
-from . import exceptions
-from .exceptions import (
+from . import adapters, auth, cookies, exceptions, models, status_codes, structures, utils  # noqa: F401
+from ._wire import _requote, _timeout_ms, _wire_headers
+from .cookies import RequestsCookieJar, merge_cookies
+from .exceptions import (  # noqa: F401 - the names `requests` exports
     ConnectionError,
     ConnectTimeout,
+    FileModeWarning,
     HTTPError,
-    InvalidHeader,
-    InvalidSchema,
-    InvalidURL,
     JSONDecodeError,
-    MissingSchema,
     ReadTimeout,
     RequestException,
     Timeout,
     TooManyRedirects,
+    URLRequired,
 )
+from .models import PreparedRequest, Request, Response, decode_content, encoding_from_headers
+from .status_codes import codes
+from .structures import CaseInsensitiveDict
 
 __all__ = [
-    "ConnectionError", "ConnectTimeout", "HTTPError", "JSONDecodeError", "ReadTimeout",
-    "RequestException", "Response", "Session", "Timeout", "TooManyRedirects", "codes",
-    "delete", "exceptions", "get", "head", "options", "patch", "post", "put", "request",
-    "session",
+    "ConnectionError", "ConnectTimeout", "HTTPError", "JSONDecodeError", "PreparedRequest",
+    "ReadTimeout", "Request", "RequestException", "Response", "Session", "Timeout",
+    "TooManyRedirects", "URLRequired", "codes", "delete", "exceptions", "get", "head",
+    "options", "patch", "post", "put", "request", "session",
 ]
 
-__version__ = "2.32.3"
-_USER_AGENT = f"python-requests/{__version__} (action-worker)"
+__version__ = "2.32.5"
+__title__ = "requests"
+_USER_AGENT = f"python-requests/{__version__}"
 
 
-class CaseInsensitiveDict(MutableMapping):
-    """Header names compare without case; the spelling first given is kept."""
-
-    def __init__(self, data=None, **kwargs):
-        self._store = {}
-        self.update(data or {}, **kwargs)
-
-    def __setitem__(self, key, value):
-        self._store[key.lower()] = (key, value)
-
-    def __getitem__(self, key):
-        return self._store[key.lower()][1]
-
-    def __delitem__(self, key):
-        del self._store[key.lower()]
-
-    def __iter__(self):
-        return (original for original, _ in self._store.values())
-
-    def __len__(self):
-        return len(self._store)
-
-    def __eq__(self, other):
-        if isinstance(other, Mapping):
-            other = CaseInsensitiveDict(other)
-        else:
-            return NotImplemented
-        return dict(self.lower_items()) == dict(other.lower_items())
-
-    def lower_items(self):
-        return ((lower, pair[1]) for lower, pair in self._store.items())
-
-    def copy(self):
-        return CaseInsensitiveDict(self._store.values())
-
-    def __repr__(self):
-        return str(dict(self.items()))
+def _default_headers():
+    return CaseInsensitiveDict(
+        {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
+    )
 
 
-class _Codes:
-    """`requests.codes.ok` and friends, the common ones."""
-
-    ok = okay = 200
-    created = 201
-    accepted = 202
-    no_content = 204
-    moved_permanently = 301
-    found = 302
-    not_modified = 304
-    bad_request = 400
-    unauthorized = 401
-    forbidden = 403
-    not_found = 404
-    method_not_allowed = 405
-    conflict = 409
-    unprocessable_entity = 422
-    too_many_requests = 429
-    internal_server_error = server_error = 500
-    bad_gateway = 502
-    service_unavailable = 503
-    gateway_timeout = 504
-
-
-codes = _Codes()
-
-
-class PreparedRequest:
-    def __init__(self, method, url, headers, body):
-        self.method = method
-        self.url = url
-        self.headers = headers
-        self.body = body
-
-    def __repr__(self):
-        return f"<PreparedRequest [{self.method}]>"
-
-
-class Response:
-    def __init__(self):
-        self.status_code = None
-        self.reason = ""
-        self.url = ""
-        self.headers = CaseInsensitiveDict()
-        self._content = b""
-        self.encoding = None
-        self.elapsed = datetime.timedelta(0)
-        self.history = []
-        self.request = None
-        self.cookies = {}
-
-    def __repr__(self):
-        return f"<Response [{self.status_code}]>"
-
-    def __bool__(self):
-        return self.ok
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        self.close()
-
-    def close(self):
-        pass
-
-    @property
-    def ok(self):
-        try:
-            self.raise_for_status()
-        except HTTPError:
-            return False
-        return True
-
-    @property
-    def is_redirect(self):
-        return "location" in self.headers and self.status_code in (301, 302, 303, 307, 308)
-
-    @property
-    def content(self):
-        return self._content
-
-    @property
-    def apparent_encoding(self):
-        return "utf-8"
-
-    @property
-    def text(self):
-        encoding = self.encoding or "utf-8"
-        try:
-            return self._content.decode(encoding, errors="replace")
-        except LookupError:
-            return self._content.decode("utf-8", errors="replace")
-
-    def json(self, **kwargs):
-        try:
-            return _json.loads(self.text, **kwargs)
-        except _json.JSONDecodeError as exc:
-            raise JSONDecodeError(exc.msg, exc.doc, exc.pos, response=self) from None
-
-    def iter_content(self, chunk_size=1, decode_unicode=False):
-        data = self.text if decode_unicode else self._content
-        size = chunk_size or len(data) or 1
-        for start in range(0, len(data), size):
-            yield data[start : start + size]
-
-    def iter_lines(self, chunk_size=512, decode_unicode=False, delimiter=None):
-        data = self.text if decode_unicode else self._content
-        yield from (data.split(delimiter) if delimiter else data.splitlines())
-
-    def raise_for_status(self):
-        if self.status_code is None:
-            return
-        if 400 <= self.status_code < 500:
-            kind = "Client Error"
-        elif 500 <= self.status_code < 600:
-            kind = "Server Error"
-        else:
-            return
-        raise HTTPError(f"{self.status_code} {kind}: {self.reason} for url: {self.url}", response=self)
-
-
-def _encoding_from_headers(headers):
-    content_type = headers.get("content-type")
-    if not content_type:
-        return None
-    for param in content_type.split(";")[1:]:
-        key, _, value = param.strip().partition("=")
-        if key.strip().lower() == "charset":
-            return value.strip().strip("'\"") or None
-    if content_type.split(";")[0].strip().lower().startswith("text/"):
-        return "ISO-8859-1"
-    return "utf-8"
-
-
-def _to_pairs(value):
-    if value is None:
-        return []
-    if isinstance(value, (str, bytes)):
-        return None
-    items = value.items() if isinstance(value, Mapping) else value
-    pairs = []
-    for key, val in items:
-        if val is None:
-            continue
-        if isinstance(val, (list, tuple)):
-            pairs.extend((key, v) for v in val if v is not None)
-        else:
-            pairs.append((key, val))
-    return pairs
-
-
-def _text(value):
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-# RFC 3986's unreserved characters: a percent-escape of one of them means the character.
-_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
-
-
-def _unquote_unreserved(uri):
-    """Decodes the escapes of unreserved characters and keeps every other escape; a '%'
-    before two letters or digits that are not hex is an error (the caller then encodes the
-    '%' itself), as in `requests`."""
-    pieces = uri.split("%")
-    out = [pieces[0]]
-    for piece in pieces[1:]:
-        code = piece[:2]
-        if len(code) == 2 and code.isalnum():
-            try:
-                char = chr(int(code, 16))
-            except ValueError:
-                raise InvalidURL(f"Invalid percent-escape sequence: '{code}'") from None
-            out.append(char + piece[2:] if char in _UNRESERVED else "%" + piece)
-        else:
-            out.append("%" + piece)
-    return "".join(out)
-
-
-# Characters `_requote` would change; a URL without them (and without '%') is its own requoting.
-_NEEDS_QUOTING = _re.compile(r"[^A-Za-z0-9\-._~!#$&'()*+,/:;=?@\[\]]")
-
-
-def _requote(uri):
-    """The URL as `requests` sends it: characters outside the URL syntax (a non-ASCII path
-    or query included) percent-encoded as UTF-8, escapes already there kept."""
-    if "%" not in uri and not _NEEDS_QUOTING.search(uri):
-        return uri
-    try:
-        return quote(_unquote_unreserved(uri), safe="!#$%&'()*+,/:;=?@[]~")
-    except InvalidURL:
-        # A stray '%' is itself encoded.
-        return quote(uri, safe="!#$&'()*+,/:;=?@[]~")
-
-
-def _idna_netloc(parts):
-    """The netloc with a non-ASCII host IDNA-encoded, as `requests` does."""
-    host = parts.hostname or ""
-    if host.isascii():
-        return parts.netloc
-    try:
-        encoded = host.encode("idna").decode("ascii")
-        port = parts.port
-    except (UnicodeError, ValueError):
-        raise InvalidURL("URL has an invalid label.") from None
-    userinfo = parts.netloc.rpartition("@")[0]
-    return (f"{userinfo}@" if userinfo else "") + encoded + (f":{port}" if port is not None else "")
-
-
-def _build_url(url, params):
-    if isinstance(url, bytes):
-        url = url.decode("utf-8")
-    url = str(url).strip()
-    if not url:
-        raise MissingSchema("Invalid URL '': No scheme supplied. Perhaps you meant https://?")
-    parts = urlsplit(url)
-    if not parts.scheme:
-        raise MissingSchema(f"Invalid URL {url!r}: No scheme supplied. Perhaps you meant https://{url}?")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise InvalidSchema(f"No connection adapters were found for {url!r}")
-    if not parts.hostname:
-        raise InvalidURL(f"Invalid URL {url!r}: No host supplied")
-    query = parts.query
-    if params:
-        if isinstance(params, (str, bytes)):
-            extra = _text(params)
-        else:
-            extra = urlencode([(_text(k), _text(v)) for k, v in _to_pairs(params)])
-        if extra:
-            query = f"{query}&{extra}" if query else extra
-    netloc = _idna_netloc(parts)
-    return _requote(urlunsplit((parts.scheme, netloc, parts.path or "/", query, "")))
-
-
-# What `requests` accepts in a header (its `check_header_validity`): no leading whitespace,
-# no CR or LF, and no ':' in a name.
-_VALID_NAME = _re.compile(r"^[^:\s][^:\r\n]*$")
-_VALID_VALUE = _re.compile(r"^\S[^\r\n]*$|^$")
-# And what `http.client` refuses after them (a trailing newline passes the first check).
-_LEGAL_NAME = _re.compile(rb"[^:\s][^:\r\n]*")
-_ILLEGAL_VALUE = _re.compile(rb"\n(?![ \t])|\r(?![ \t\n])")
-# The everyday header, printable ASCII, which every check above passes: checked once.
-_PLAIN_NAME = _re.compile(r"[!-9;-~]+")
-_PLAIN_VALUE = _re.compile(r"(?:[!-~][ -~]*)?")
-
-
-def _wire_headers(headers):
-    """Header pairs for the host. As with `requests` over `http.client`: a name must be
-    ASCII and a value Latin-1, else the same `UnicodeEncodeError` is raised here."""
-    pairs = []
-    for key, value in headers.items():
-        if isinstance(value, bytes):
-            value = value.decode("latin-1")
-        elif not isinstance(value, str):
-            raise InvalidHeader(
-                f"Header part ({value!r}) from ('{key}', {value!r}) must be of type str or bytes, not {type(value)}"
-            )
-        key = key.decode("latin-1") if isinstance(key, bytes) else str(key)
-        if _PLAIN_NAME.fullmatch(key) and _PLAIN_VALUE.fullmatch(value):
-            pairs.append((key, value))
-            continue
-        if not _VALID_NAME.match(key):
-            raise InvalidHeader(
-                f"Invalid leading whitespace, reserved character(s), or return character(s) in header name: {key!r}"
-            )
-        if not _VALID_VALUE.match(value):
-            raise InvalidHeader(
-                f"Invalid leading whitespace, reserved character(s), or return character(s) in header value: {value!r}"
-            )
-        if not _LEGAL_NAME.fullmatch(key.encode("ascii")):
-            raise ValueError(f"Invalid header name {key.encode('ascii')!r}")
-        encoded = value.encode("latin-1")
-        if _ILLEGAL_VALUE.search(encoded):
-            raise ValueError(f"Invalid header value {encoded!r}")
-        pairs.append((key, value))
-    return pairs
-
-
-def _timeout_ms(timeout):
-    """A number, or requests' `(connect, read)` pair, as one bound in milliseconds."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, tuple):
-        if len(timeout) != 2:
-            raise ValueError(f"Timeout value must be a number or a (connect, read) tuple, got {timeout!r}")
-        parts = [t for t in timeout if t is not None]
-        if not parts:
-            return None
-        timeout = sum(parts)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"Timeout value must be a positive number, got {timeout!r}")
-    return max(1, min(int(timeout * 1000), 2**32 - 1))
-
-
-def _body(data, json, headers):
-    if data is not None and data != {} and data != []:
-        if isinstance(data, bytes):
-            return data
-        if isinstance(data, str):
-            return data.encode("utf-8")
-        if hasattr(data, "read"):
-            chunk = data.read()
-            return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
-        pairs = _to_pairs(data)
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        return urlencode([(_text(k), _text(v)) for k, v in pairs]).encode("ascii")
-    if json is not None:
-        headers.setdefault("Content-Type", "application/json")
-        return _json.dumps(json, allow_nan=False).encode("utf-8")
-    return None
+def _merge(request_setting, session_setting, dict_class=dict):
+    """`requests`' merge of a request's setting over the session's: mappings merge (a None
+    value removes the key), anything else replaces."""
+    if session_setting is None:
+        return request_setting
+    if request_setting is None:
+        return session_setting
+    if not (isinstance(session_setting, Mapping) and isinstance(request_setting, Mapping)):
+        return request_setting
+    merged = dict_class(session_setting.items())
+    merged.update(request_setting.items())
+    for key in [k for k, v in merged.items() if v is None]:
+        del merged[key]
+    return merged
 
 
 def _raise_for(error, request):
@@ -401,23 +77,37 @@ def _raise_for(error, request):
     if isinstance(error, _http.Error_TooManyRedirects):
         raise TooManyRedirects(message, request=request)
     if isinstance(error, _http.Error_InvalidRequest):
-        raise InvalidURL(message, request=request)
+        raise exceptions.InvalidURL(message, request=request)
     raise ConnectionError(message, request=request)
 
 
-def _default_headers():
-    return CaseInsensitiveDict({"User-Agent": _USER_AGENT, "Accept": "*/*"})
+def _strips_auth(old_url, new_url):
+    """Whether a redirect from `old_url` to `new_url` drops the Authorization header: another
+    host, or another port or scheme than an http to https upgrade."""
+    old, new = urlsplit(old_url), urlsplit(new_url)
+    if old.hostname != new.hostname:
+        return True
+    if old.scheme == "http" and old.port in (80, None) and new.scheme == "https" and new.port in (443, None):
+        return False
+    default = {"http": 80, "https": 443}
+    same_port = (old.port or default.get(old.scheme)) == (new.port or default.get(new.scheme))
+    return not (old.scheme == new.scheme and same_port)
 
 
 class Session:
     def __init__(self):
         self.headers = _default_headers()
-        self.params = {}
         self.auth = None
-        self.cookies = {}
-        self.verify = True
         self.proxies = {}
-        self.max_redirects = 5
+        self.hooks = {"response": []}
+        self.params = {}
+        self.stream = False
+        self.verify = True
+        self.cert = None
+        self.max_redirects = 30
+        self.trust_env = True
+        self.cookies = RequestsCookieJar()
+        self.adapters = {}
 
     def __enter__(self):
         return self
@@ -429,68 +119,129 @@ class Session:
         pass
 
     def mount(self, prefix, adapter):
-        pass
+        self.adapters[prefix] = adapter
+
+    def get_adapter(self, url):
+        return next((a for p, a in self.adapters.items() if url.lower().startswith(p.lower())), adapters.HTTPAdapter())
+
+    def prepare_request(self, request):
+        jar = request.cookies or {}
+        if not isinstance(jar, RequestsCookieJar):
+            jar = cookies.cookiejar_from_dict(jar)
+        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), jar)
+        p = PreparedRequest()
+        p.prepare(
+            method=request.method,
+            url=request.url,
+            files=request.files,
+            data=request.data,
+            json=request.json,
+            headers=_merge(request.headers, self.headers, dict_class=CaseInsensitiveDict),
+            params=_merge(request.params, self.params),
+            auth=_merge(request.auth, self.auth),
+            cookies=merged_cookies,
+            hooks=_merge(request.hooks, self.hooks),
+        )
+        return p
 
     def request(
         self, method, url, params=None, data=None, headers=None, cookies=None, files=None,
         auth=None, timeout=None, allow_redirects=True, proxies=None, hooks=None, stream=None,
         verify=None, cert=None, json=None,
     ):
-        if files:
-            raise NotImplementedError("requests: files= (multipart upload) is not available in actions")
-        method = str(method).upper()
-        merged = {}
-        for source in (self.params, params):
-            pairs = _to_pairs(source) if not isinstance(source, (str, bytes)) else None
-            if pairs is None:
-                merged = source
-                break
-            for key, value in pairs:
-                merged.setdefault(key, [])
-                merged[key].append(value)
-        full_url = _build_url(url, merged)
-        all_headers = self.headers.copy()
-        for key, value in (headers or {}).items():
-            if value is None:
-                all_headers.pop(key, None)
-            else:
-                all_headers[key] = value
-        auth = auth if auth is not None else self.auth
-        if isinstance(auth, tuple) and len(auth) == 2:
-            token = base64.b64encode(f"{_text(auth[0])}:{_text(auth[1])}".encode("latin-1")).decode("ascii")
-            all_headers["Authorization"] = f"Basic {token}"
-        jar = dict(self.cookies)
-        jar.update(cookies or {})
-        if jar:
-            all_headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
-        body = _body(data, json, all_headers)
-        prepared = PreparedRequest(method, full_url, all_headers, body)
+        req = Request(
+            method=method, url=url, headers=headers, files=files, data=data or {}, json=json,
+            params=params or {}, auth=auth, cookies=cookies, hooks=hooks,
+        )
+        return self.send(self.prepare_request(req), timeout=timeout, allow_redirects=allow_redirects)
+
+    def send(self, request, timeout=None, allow_redirects=True, **_):
+        """Sends a prepared request; follows its redirects, one egress call per hop."""
+        if isinstance(request, Request):
+            raise ValueError("You can only send PreparedRequests.")
+        response = self._send_one(request, timeout)
+        if allow_redirects and response.is_redirect:
+            response = self._follow(response, request, timeout)
+        for hook in request.hooks.get("response", ()):
+            response = hook(response) or response
+        return response
+
+    def _follow(self, response, request, timeout):
+        history = []
+        while response.is_redirect:
+            if len(history) >= self.max_redirects:
+                raise TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=response)
+            history.append(response)
+            response = self._send_one(self._next_hop(response, request), timeout)
+            request = response.request
+            response.history = list(history)
+        return response
+
+    def _next_hop(self, response, request):
+        """The request a redirect asks for, as a browser (and `requests`) makes it."""
+        hop = request.copy()
+        location = response.headers["location"].encode("latin-1").decode("utf-8", "replace")
+        if location.startswith("//"):
+            location = f"{urlsplit(response.url).scheme}:{location}"
+        hop.url = _requote(urljoin(response.url, location))
+        status = response.status_code
+        if (status in (302, 303) and hop.method != "HEAD") or (status == 301 and hop.method == "POST"):
+            hop.method = "GET"
+        if status not in (307, 308):
+            for name in ("Content-Length", "Content-Type", "Transfer-Encoding"):
+                hop.headers.pop(name, None)
+            hop.body = None
+        hop.headers.pop("Cookie", None)
+        jar = hop._cookies if hop._cookies is not None else RequestsCookieJar()
+        jar.update(response.cookies)
+        merge_cookies(jar, self.cookies)
+        hop._cookies = jar
+        header = jar.header_for(hop.url)
+        if header:
+            hop.headers["Cookie"] = header
+        if "Authorization" in hop.headers and _strips_auth(response.request.url, hop.url):
+            del hop.headers["Authorization"]
+        return hop
+
+    def _send_one(self, request, timeout):
+        body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
         wire = _http.Request(
-            method=method,
-            url=full_url,
-            headers=_wire_headers(all_headers),
+            method=request.method,
+            url=request.url,
+            headers=_wire_headers(request.headers),
             body=body,
             timeout_ms=_timeout_ms(timeout),
-            follow_redirects=bool(allow_redirects),
+            follow_redirects=False,
         )
         try:
             answer = _http.send(wire)
         except Err as err:
-            _raise_for(err.value, prepared)
+            _raise_for(err.value, request)
         response = Response()
         response.status_code = answer.status
         response.reason = answer.reason
         response.url = answer.url
-        response.headers = CaseInsensitiveDict()
+        headers = response.headers
+        set_cookies = None
         for key, value in answer.headers:
-            if key in response.headers:
-                response.headers[key] = f"{response.headers[key]}, {value}"
+            if key in headers:
+                headers[key] = f"{headers[key]}, {value}"
             else:
-                response.headers[key] = value
-        response._content = answer.body
-        response.encoding = _encoding_from_headers(response.headers)
+                headers[key] = value
+            if key == "set-cookie":
+                (set_cookies := set_cookies or []).append(value)
+        body = answer.body
+        response._raw_body = body
+        coding = headers.get("content-encoding")
+        if coding and body and request.method != "HEAD":
+            body = decode_content(body, coding)
+        response._content = body
+        response.encoding = encoding_from_headers(headers)
         response.elapsed = datetime.timedelta(milliseconds=answer.elapsed_ms)
-        response.request = prepared
+        response.request = request
+        if set_cookies:
+            response.cookies.extract(set_cookies, response.url)
+            self.cookies.extract(set_cookies, response.url)
         return response
 
     def get(self, url, params=None, **kwargs):

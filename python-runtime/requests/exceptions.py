@@ -83,3 +83,23 @@ class ChunkedEncodingError(RequestException):
 
 class ContentDecodingError(RequestException):
     pass
+
+
+class RetryError(RequestException):
+    pass
+
+
+class StreamConsumedError(RequestException, TypeError):
+    pass
+
+
+class RequestsWarning(Warning):
+    pass
+
+
+class FileModeWarning(RequestsWarning, DeprecationWarning):
+    pass
+
+
+class RequestsDependencyWarning(RequestsWarning):
+    pass

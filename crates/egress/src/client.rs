@@ -248,13 +248,27 @@ impl Egress {
         let status = response.status();
         Ok(HttpResponse {
             status: status.as_u16(),
-            reason: status.canonical_reason().unwrap_or("").to_string(),
+            // A server may echo a secret anywhere it can, the reason phrase included.
+            reason: redact_text(&reason_phrase(&response), carried),
             url: redact_text(url.as_str(), carried),
             headers,
             body: redact_bytes(bytes, carried),
             elapsed: started.elapsed(),
             secrets: carried.iter().map(|c| c.name.clone()).collect(),
         })
+    }
+}
+
+/// The reason phrase the server sent (HTTP/1; hyper keeps one that is not the canonical
+/// phrase), read as Latin-1 as `requests` reads it; else the canonical phrase.
+fn reason_phrase(response: &reqwest::Response) -> String {
+    match response.extensions().get::<hyper::ext::ReasonPhrase>() {
+        Some(sent) => latin1_text(sent.as_bytes()),
+        None => response
+            .status()
+            .canonical_reason()
+            .unwrap_or("")
+            .to_string(),
     }
 }
 

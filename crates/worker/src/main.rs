@@ -32,6 +32,12 @@ enum Command {
     /// Runs a journaled job again, offline, against its recorded answers, and prints the new
     /// result beside its differences from the stored one.
     Replay(cli::replay::ReplayArgs),
+    /// Checks an action before it runs: syntax, the entry point, imports, helper calls (Python),
+    /// `$variables` against `parameters` (API). Exit 0 only when nothing is found.
+    Check(cli::check::CheckArgs),
+    /// Prints the type stubs of the helpers and of `context` (for an editor), or writes them
+    /// into a directory.
+    Stubs(cli::stubs::StubsArgs),
     /// Manages the registry of actions (KV bucket ACTIONS): put, list, rm.
     Actions(cli::actions::ActionsArgs),
     /// Prints an action's name, description, arguments and LLM tool definition.
@@ -138,6 +144,8 @@ fn main() -> ExitCode {
         Command::Submit(args) => cli::submit::main(&config, args),
         Command::Replay(args) => cli::replay::main(&config, args),
         Command::Actions(args) => cli::actions::main(&config, args),
+        Command::Check(args) => cli::check::main(&config, args),
+        Command::Stubs(args) => cli::stubs::main(args),
         Command::Inspect(args) => cli::inspect::main(args),
         Command::CheckConfig => check_config(&cli.config, &config, &env_vars),
         Command::Precompile => cli::run::precompile(&config),

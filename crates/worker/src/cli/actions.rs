@@ -8,6 +8,7 @@ use action_protocol::{ActionDefinition, is_valid_action_name, is_valid_tenant, l
 use anyhow::{Context, bail};
 use futures_util::TryStreamExt;
 
+use crate::cli::check;
 use crate::cli::submit::{ask_whether_it_runs, nats_url};
 use crate::config::Settings;
 use crate::connect::connect;
@@ -28,11 +29,46 @@ pub struct ActionsArgs {
 #[derive(Debug, clap::Subcommand)]
 enum ActionsCommand {
     /// Stores a definition (`name.py`, `.toml` or `.json`) under its name; prints the revision.
-    Put { file: PathBuf },
+    /// Checked first as `action-worker check` does: errors refuse it, warnings are printed.
+    Put {
+        file: PathBuf,
+        /// Stores it even when the checks find errors.
+        #[arg(long)]
+        force: bool,
+    },
     /// Lists the stored actions: key, revision, type, description.
     List,
     /// Removes an action; jobs naming it are then rejected.
     Rm { name: String },
+}
+
+/// `actions put`'s checks: findings printed on stderr; errors refuse the action unless
+/// `force`.
+fn refuse_errors(
+    config: &Settings,
+    file: &std::path::Path,
+    definition: &ActionDefinition,
+    force: bool,
+) -> anyhow::Result<()> {
+    let (path, findings) = check::check_file(config, file)?;
+    eprint!(
+        "{}",
+        check::Report {
+            path: &path,
+            findings: &findings
+        }
+    );
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == check::Severity::Error)
+        .count();
+    if errors > 0 && !force {
+        bail!(
+            "{} not stored: the checks found {errors} error(s) (--force stores it anyway)",
+            definition.name
+        );
+    }
+    Ok(())
 }
 
 pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
@@ -40,6 +76,11 @@ pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
         && !is_valid_tenant(tenant)
     {
         bail!("--tenant {tenant:?}: 1 to 64 letters, digits, '_' or '-'");
+    }
+    if let ActionsCommand::Put { file, force } = &args.command {
+        // Checked before anything connects; the checks run their own job.
+        let definition = load_action(file)?;
+        refuse_errors(config, file, &definition, *force)?;
     }
     let url = nats_url(config, args.url.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -53,7 +94,7 @@ pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
         let js = async_nats::jetstream::new(client);
         let tenant = args.tenant.as_deref();
         match args.command {
-            ActionsCommand::Put { file } => {
+            ActionsCommand::Put { file, .. } => {
                 let definition = load_action(&file)?;
                 Registry::open(&js, config.nats.stream_replicas).await?;
                 let store = js.get_key_value(BUCKET).await?;
