@@ -8,7 +8,6 @@ an exception escape an export (that would trap), it trims logs at the limit it i
 refuses an oversized output before sending it.
 """
 
-import builtins
 import gc
 import json
 import marshal
@@ -35,8 +34,6 @@ lazy_random.install()
 
 # Made once, at build time: a job only re-arms them.
 _CAPTURE = sandbox_io.Capture(0)
-# A script's globals besides its own: the helpers and the types of `context`.
-_SCRIPT_GLOBALS = {**helpers.GLOBALS, **action_runtime.TYPES}
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
@@ -110,8 +107,7 @@ def _run(job):
     except BaseException as exc:  # noqa: BLE001
         return Err(_script_error(ErrorKind.SYNTAX, _exception_line(exc)))
 
-    scope = {"__name__": "__action__", "__file__": filename, "__builtins__": builtins}
-    scope.update(_SCRIPT_GLOBALS)
+    scope = {"__name__": "__action__", "__file__": filename, "__builtins__": _SCRIPT_BUILTINS}
     try:
         exec(code, scope)
         entry = scope.get("execute_action")
@@ -203,10 +199,14 @@ def _warm_up_requests(rounds=4):
         requests._http = real
 
 
+# What a script may not do raises with a message that teaches (teach.py), and a script's
+# builtins hold the helpers and the types of `context` (SPEC §4: globals, no import). Before
+# the warm-up, so that it runs the path jobs take.
+teach.install()
+_SCRIPT_BUILTINS = teach.script_builtins({**helpers.GLOBALS, **action_runtime.TYPES})
+
 _warm_up()
 _warm_up_requests()
-# Last: what a script may not do now raises with a message that teaches (teach.py).
-teach.install()
 
 # Everything above is in the snapshot. Move it to the permanent generation so that the
 # collector never walks (and so never writes to) the start-up objects in a job: fewer

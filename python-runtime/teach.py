@@ -133,7 +133,27 @@ def install():
     if threading is not None:
         threading.Thread.start = lambda self: threads()
     _patch("_thread", start_new_thread=threads, start_joinable_thread=threads)
-    builtins.__import__ = _teaching_import
+    _patch("concurrent.futures", ThreadPoolExecutor=_refusing(RuntimeError, THREADS),
+           ProcessPoolExecutor=_refusing(PermissionError, PROCESSES))
+
+
+def script_builtins(extra):
+    """The builtins a script sees: Python's (with the teaching `open`), `__import__` that
+    teaches, and `extra` (the helpers and types). Made once, at build time: a job passes it as
+    its globals' `__builtins__`, so the runtime's own imports go through no wrapper and a job
+    copies nothing."""
+    names = dict(builtins.__dict__)
+    names["__import__"] = _teaching_import
+    names.update(extra)
+    return names
+
+
+def _refusing(exception, message):
+    class Refused:
+        def __init__(self, *args, **kwargs):
+            raise exception(message)
+
+    return Refused
 
 
 class _RefusedProcess:

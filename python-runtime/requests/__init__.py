@@ -48,23 +48,26 @@ __title__ = "requests"
 _USER_AGENT = f"python-requests/{__version__}"
 
 
+_DEFAULT_HEADERS = CaseInsensitiveDict(
+    {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
+)
+
+
 def _default_headers():
-    return CaseInsensitiveDict(
-        {"User-Agent": _USER_AGENT, "Accept-Encoding": "gzip, deflate", "Accept": "*/*", "Connection": "keep-alive"}
-    )
+    return CaseInsensitiveDict(_DEFAULT_HEADERS)
 
 
 def _merge(request_setting, session_setting, dict_class=dict):
     """`requests`' merge of a request's setting over the session's: mappings merge (a None
     value removes the key), anything else replaces."""
-    if session_setting is None:
+    if session_setting is None or (not session_setting and isinstance(request_setting, dict)):
         return request_setting
     if request_setting is None:
         return session_setting
     if not (isinstance(session_setting, Mapping) and isinstance(request_setting, Mapping)):
         return request_setting
-    merged = dict_class(session_setting.items())
-    merged.update(request_setting.items())
+    merged = dict_class(session_setting)
+    merged.update(request_setting)
     for key in [k for k, v in merged.items() if v is None]:
         del merged[key]
     return merged
@@ -125,10 +128,18 @@ class Session:
         return next((a for p, a in self.adapters.items() if url.lower().startswith(p.lower())), adapters.HTTPAdapter())
 
     def prepare_request(self, request):
-        jar = request.cookies or {}
-        if not isinstance(jar, RequestsCookieJar):
-            jar = cookies.cookiejar_from_dict(jar)
-        merged_cookies = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), jar)
+        jar = request.cookies
+        if jar or self.cookies:
+            if not isinstance(jar, RequestsCookieJar):
+                jar = cookies.cookiejar_from_dict(jar)
+            jar = merge_cookies(merge_cookies(RequestsCookieJar(), self.cookies), jar)
+        else:
+            jar = RequestsCookieJar()
+        headers = CaseInsensitiveDict(self.headers)
+        if request.headers:
+            headers.update(request.headers)
+            for key in [k for k, v in headers.items() if v is None]:
+                del headers[key]
         p = PreparedRequest()
         p.prepare(
             method=request.method,
@@ -136,11 +147,11 @@ class Session:
             files=request.files,
             data=request.data,
             json=request.json,
-            headers=_merge(request.headers, self.headers, dict_class=CaseInsensitiveDict),
+            headers=headers,
             params=_merge(request.params, self.params),
             auth=_merge(request.auth, self.auth),
-            cookies=merged_cookies,
-            hooks=_merge(request.hooks, self.hooks),
+            cookies=jar,
+            hooks=request.hooks or self.hooks,
         )
         return p
 
@@ -221,15 +232,15 @@ class Session:
         response.status_code = answer.status
         response.reason = answer.reason
         response.url = answer.url
-        headers = response.headers
+        store = response.headers._store  # filled directly: a header line costs a lookup
         set_cookies = None
         for key, value in answer.headers:
-            if key in headers:
-                headers[key] = f"{headers[key]}, {value}"
-            else:
-                headers[key] = value
-            if key == "set-cookie":
+            lower = key.lower()
+            pair = store.get(lower)
+            store[lower] = (key, value if pair is None else f"{pair[1]}, {value}")
+            if lower == "set-cookie":
                 (set_cookies := set_cookies or []).append(value)
+        headers = response.headers
         body = answer.body
         response._raw_body = body
         coding = headers.get("content-encoding")

@@ -138,11 +138,19 @@ _PLAIN_NAME = _re.compile(r"[!-9;-~]+")
 _PLAIN_VALUE = _re.compile(r"(?:[!-~][ -~]*)?")
 
 
+# Header pairs already found plain (the defaults, a script's fixed headers): not checked again.
+_CHECKED = set()
+
+
 def _wire_headers(headers):
     """Header pairs for the host. As with `requests` over `http.client`: a name must be
     ASCII and a value Latin-1, else the same `UnicodeEncodeError` is raised here."""
     pairs = []
-    for key, value in headers.items():
+    for pair in headers.items():
+        if pair in _CHECKED:
+            pairs.append(pair)
+            continue
+        key, value = pair
         if isinstance(value, bytes):
             value = value.decode("latin-1")
         elif not isinstance(value, str):
@@ -152,6 +160,8 @@ def _wire_headers(headers):
         key = key.decode("latin-1") if isinstance(key, bytes) else str(key)
         if _PLAIN_NAME.fullmatch(key) and _PLAIN_VALUE.fullmatch(value):
             pairs.append((key, value))
+            if len(_CHECKED) < 64 and type(pair[0]) is str and type(pair[1]) is str:
+                _CHECKED.add(pair)
             continue
         if not _VALID_NAME.match(key):
             raise InvalidHeader(
