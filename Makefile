@@ -7,7 +7,7 @@ VENV := .venv
 CARGO_TARGET_DIR ?= $(HOME)/.cache/action-worker/target
 export CARGO_TARGET_DIR
 RUNTIME := build/action-runtime.wasm
-RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py)
+RUNTIME_SOURCES := wit/world.wit $(wildcard python-runtime/*.py python-runtime/*/*.py python-runtime/stubs/*.pyi)
 BIN := $(CARGO_TARGET_DIR)/release/action-worker
 
 .PHONY: all build run cluster example test lint bench bench-sandbox bench-nats bench-fairness bench-alternatives runtime venv clean precompile wasmtime

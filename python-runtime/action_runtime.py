@@ -5,80 +5,27 @@ and it is what the editor stubs (stubs/action_runtime.pyi, `action-worker stubs`
 At run time the types are plain TypedDicts: a `context` is a dict.
 """
 
-from typing import Any, Literal, NotRequired, TypedDict
+import ast
+import os
 
 from helpers import GLOBALS as _HELPERS
 
-
-class Message(TypedDict):
-    sender: Literal["customer", "bot", "agent"]
-    content: str
-    timestamp: str
-    channel: NotRequired[str]
+# The types are defined once, in the editor stubs, and made here from them at build time.
+STUB = os.path.join(os.path.dirname(__file__), "stubs", "action_runtime.pyi")
 
 
-class Conversation(TypedDict):
-    id: str
-    publicId: NotRequired[str]
-    subject: NotRequired[str]
-    initialChannel: NotRequired[str]
-    latestChannel: NotRequired[str]
-    messages: list[Message]
-    metadata: dict[str, str]
-    tags: list[str]
+def _types_from_stub(path):
+    """The stub's classes (its TypedDicts), executed as code; its functions are the helpers'
+    signatures and are skipped."""
+    with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read(), path)
+    kept = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.ClassDef))]
+    namespace = {"__name__": __name__}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), path, "exec"), namespace)
+    return {n.name: namespace[n.name] for n in tree.body if isinstance(n, ast.ClassDef)}
 
 
-class ActionInfo(TypedDict):
-    name: str
-
-
-class JobInfo(TypedDict):
-    id: str
-    attempt: int
-    test: bool
-
-
-class Context(TypedDict):
-    args: dict[str, Any]
-    conversation: Conversation | None
-    action: ActionInfo
-    job: JobInfo
-    business: NotRequired[dict[str, Any]]
-    customer: NotRequired[dict[str, Any]]
-
-
-class Reply(TypedDict):
-    success: bool
-    message: str
-
-
-class MetadataReply(Reply):
-    key: str
-    value: str
-
-
-class TagReply(Reply):
-    tagId: str | None
-
-
-class EventReply(Reply):
-    eventId: str | None
-
-
-class SheetsReply(TypedDict):
-    success: bool
-    updatedRange: str
-
-
-class Variant(TypedDict):
-    name: str
-    weight: NotRequired[float]
-
-
-TYPES = {
-    t.__name__: t
-    for t in (Message, Conversation, ActionInfo, JobInfo, Context, Reply, MetadataReply,
-              TagReply, EventReply, SheetsReply, Variant)
-}
+TYPES = _types_from_stub(STUB)
+globals().update(TYPES)
 globals().update(_HELPERS)
 __all__ = sorted([*TYPES, *_HELPERS])
