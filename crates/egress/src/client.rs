@@ -24,6 +24,8 @@ pub struct EgressConfig {
     pub allow_private_cidrs: Vec<IpNet>,
     /// Largest response body read per call (SPEC §7: 5 MiB).
     pub max_response_bytes: u64,
+    /// Largest request body sent per call (a form, JSON, a multipart upload): 5 MiB.
+    pub max_request_bytes: u64,
     /// Redirects followed per call (SPEC §7: 5).
     pub max_redirects: u32,
     /// Longest wait for a TCP and TLS connection.
@@ -37,6 +39,7 @@ impl Default for EgressConfig {
         Self {
             allow_private_cidrs: vec![],
             max_response_bytes: 5 << 20,
+            max_request_bytes: 5 << 20,
             max_redirects: 5,
             connect_timeout: Duration::from_secs(10),
             user_agent: concat!("action-worker/", env!("CARGO_PKG_VERSION")).into(),
@@ -177,6 +180,7 @@ impl Egress {
         carried: &mut Vec<CarriedSecret>,
     ) -> Result<HttpResponse, HttpError> {
         let mut hop = prepare(&request, options.secrets, &self.config.user_agent, carried)?;
+        self.check_body(&hop)?;
         let mut redirects = 0;
         loop {
             self.check_url(&hop.url, options.allowed_hosts)?;
@@ -214,6 +218,21 @@ impl Egress {
                 _ => return self.answer(response, &hop.url, started, carried).await,
             }
         }
+    }
+
+    /// A body over `max_request_bytes` is refused before anything is sent.
+    fn check_body(&self, hop: &Prepared) -> Result<(), HttpError> {
+        let size = hop.body.as_ref().map_or(0, Vec::len) as u64;
+        if size > self.config.max_request_bytes {
+            return Err(HttpError::denied(
+                "request-size",
+                format!(
+                    "egress denied: the request body to {} is {size} bytes, over egress.max_request_bytes = {}",
+                    hop.url, self.config.max_request_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The final response, read up to the cap, with every carried secret redacted from it:

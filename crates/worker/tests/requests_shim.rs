@@ -190,3 +190,45 @@ async fn a_50_mib_response_stops_the_job_at_the_cap() {
             .contains("larger than the limit of 5242880 bytes")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_goes_through_egress_and_its_body_cap() {
+    let addr = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "max_request_bytes = 100000\n");
+    let script = dir.path().join("upload.py");
+    std::fs::write(
+        &script,
+        format!(
+            r#"import requests
+def execute_action(context):
+    out = {{}}
+    r = requests.post("http://{addr}/echo", files={{"f": ("a.bin", b"x" * 50000)}}, data={{"k": "v"}})
+    out["small"] = [r.status_code, r.json()["headers"]["content-type"].startswith("multipart/form-data; boundary="), len(r.json()["body"]) > 50000]
+    try:
+        requests.post("http://{addr}/echo", files={{"f": ("b.bin", b"x" * 200000)}})
+        out["large"] = "sent"
+    except requests.ConnectionError as e:
+        out["large"] = str(e)
+    return out
+"#
+        ),
+    )
+    .unwrap();
+    let (result, _) = common::run_script(&config, &script, &[], &[]).await;
+    assert_eq!(result["status"], "ok", "{result}");
+    let o = &result["output"];
+    assert_eq!(o["small"], json!([200, true, true]), "{o}");
+    let large = o["large"].as_str().unwrap();
+    assert!(
+        large.contains("is 200") && large.contains("bytes, over egress.max_request_bytes = 100000"),
+        "{large}"
+    );
+    // The refused call is traced with its rule, and nothing reached the server.
+    let denied = result["trace"].as_array().unwrap().iter().find(|e| {
+        e["error"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_request_bytes"))
+    });
+    assert!(denied.is_some(), "{}", result["trace"]);
+}

@@ -123,6 +123,8 @@ pub struct EgressSection {
     pub allow_private_cidrs: Vec<String>,
     /// Largest response body per call.
     pub max_response_bytes: u64,
+    /// Largest request body per call (forms, JSON, multipart uploads).
+    pub max_request_bytes: u64,
     /// Redirects followed per call.
     pub max_redirects: u32,
     /// Longest wait for a connection.
@@ -135,6 +137,7 @@ impl Default for EgressSection {
         Self {
             allow_private_cidrs: vec![],
             max_response_bytes: d.max_response_bytes,
+            max_request_bytes: d.max_request_bytes,
             max_redirects: d.max_redirects,
             connect_timeout_ms: d.connect_timeout.as_millis() as u64,
         }
@@ -155,12 +158,16 @@ impl EgressSection {
         if self.max_response_bytes == 0 {
             bail!("egress.max_response_bytes: must be at least 1");
         }
+        if self.max_request_bytes == 0 {
+            bail!("egress.max_request_bytes: must be at least 1");
+        }
         if self.connect_timeout_ms == 0 {
             bail!("egress.connect_timeout_ms: must be at least 1");
         }
         Ok(action_egress::EgressConfig {
             allow_private_cidrs: cidrs,
             max_response_bytes: self.max_response_bytes,
+            max_request_bytes: self.max_request_bytes,
             max_redirects: self.max_redirects,
             connect_timeout: std::time::Duration::from_millis(self.connect_timeout_ms),
             ..action_egress::EgressConfig::default()
