@@ -108,6 +108,13 @@ pub async fn run_script(
     (value, stdout)
 }
 
+/// Prints a test's figures where `make test` shows them: straight to the process's stderr,
+/// past the test harness's capture (which takes only `print!` and `eprint!`).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 /// The Prometheus text of an admin port (`http://host:port`).
 pub async fn scrape(admin: &str) -> String {
     reqwest::get(format!("{admin}/metrics"))

@@ -210,12 +210,12 @@ async fn a_worker_on_a_cluster_that_loses_nodes_answers_every_job_once() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!(
+    action_worker_tests::report(&format!(
         "cluster: loss of n{served_by} (the worker's node): {failed_first} request-reply jobs \
          failed, served again after {:.2} s; loss of n{leader} (leader of ACTIONS_JOBS): \
          {failed_second} failed, served again after {:.2} s; {total} durable jobs, one result \
          each, all answered on reply_to",
         back_first.as_secs_f64(),
         back_second.as_secs_f64()
-    );
+    ));
 }

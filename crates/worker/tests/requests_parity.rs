@@ -119,12 +119,12 @@ async fn requests_in_the_sandbox_behaves_as_real_requests() {
     }
     let identical = native.len() - differing.len();
     let share = identical as f64 / native.len() as f64;
-    println!(
+    common::report(&format!(
         "requests parity: {identical} of {} idioms identical ({:.1} %); differing: {}",
         native.len(),
         share * 100.0,
         differing.iter().cloned().collect::<Vec<_>>().join(", ")
-    );
+    ));
     let documented = documented_differences();
     let undocumented: Vec<_> = differing.difference(&documented).collect();
     assert!(
