@@ -106,27 +106,40 @@ def _catches_import_error(handler_type):
     return any(n in ("ImportError", "ModuleNotFoundError", "Exception", "BaseException") for n in names)
 
 
-def _module_bindings(tree):
+def _bindings(tree):
+    """Every name the script binds anywhere (functions, classes, assignments, parameters,
+    imports): a call of such a name may not be the helper's, so it is not checked."""
     bound = set()
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             bound.add(node.name)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).partition(".")[0] for a in node.names)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                bound.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
     return bound
+
+
+def _module_level(body):
+    """The statements run at the module's level: its body, and the bodies of its `if`,
+    `try`, `with` and loops (not of functions or classes)."""
+    for node in body:
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            inner = getattr(node, field, None)
+            if isinstance(inner, list) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield from _module_level(inner)
 
 
 def _entry_point(tree):
     entries = [
-        n for n in tree.body
+        n for n in _module_level(tree.body)
         if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "execute_action"
     ]
     if not entries:
-        if "execute_action" in _module_bindings(tree):
+        if "execute_action" in _bindings(tree):
             return []  # bound some other way (an assignment, an import): known at run time
         return [_finding("error", "entry-point", None, "the script defines no function execute_action(context)")]
     entry = entries[-1]
@@ -166,7 +179,7 @@ def check(filename, source):
         return [{"severity": "error", "code": "syntax", "line": 0, "col": 0,
                  "message": "the script is nested too deeply to parse"}]
     checker = _Checker()
-    checker.bound = _module_bindings(tree)
+    checker.bound = _bindings(tree)
     try:
         checker.visit(tree)
     except RecursionError:

@@ -171,15 +171,17 @@ class Session:
         if isinstance(request, Request):
             raise ValueError("You can only send PreparedRequests.")
         response = self._send_one(request, timeout)
-        if allow_redirects and response.is_redirect:
+        if allow_redirects and response.is_redirect and response.headers["location"].strip():
             response = self._follow(response, request, timeout)
         for hook in request.hooks.get("response", ()):
-            response = hook(response) or response
+            hooked = hook(response)
+            if hooked is not None:
+                response = hooked
         return response
 
     def _follow(self, response, request, timeout):
         history = []
-        while response.is_redirect:
+        while response.is_redirect and response.headers["location"].strip():
             if len(history) >= self.max_redirects:
                 raise TooManyRedirects(f"Exceeded {self.max_redirects} redirects.", response=response)
             history.append(response)
@@ -203,8 +205,10 @@ class Session:
                 hop.headers.pop(name, None)
             hop.body = None
         hop.headers.pop("Cookie", None)
+        hop.headers.pop("Proxy-Authorization", None)
         jar = hop._cookies if hop._cookies is not None else RequestsCookieJar()
-        jar.update(response.cookies)
+        if response._set_cookies:
+            jar.extract(response._set_cookies, response.url)  # deletions included
         merge_cookies(jar, self.cookies)
         hop._cookies = jar
         header = jar.header_for(hop.url)
@@ -250,6 +254,7 @@ class Session:
         response.encoding = encoding_from_headers(headers)
         response.elapsed = datetime.timedelta(milliseconds=answer.elapsed_ms)
         response.request = request
+        response._set_cookies = set_cookies
         if set_cookies:
             response.cookies.extract(set_cookies, response.url)
             self.cookies.extract(set_cookies, response.url)

@@ -35,6 +35,11 @@ class Cookie:
         return f"<Cookie {self.name}={self.value} for {self.domain}{self.path}>"
 
 
+def _bare(domain):
+    """A domain as cookies store it: no leading dot, lower case (None stays None)."""
+    return domain if domain is None else domain.lstrip(".").lower()
+
+
 class CookieConflictError(RuntimeError):
     pass
 
@@ -48,6 +53,7 @@ class RequestsCookieJar(MutableMapping):
 
     # -- the dictionary view --------------------------------------------------------------
     def get(self, name, default=None, domain=None, path=None):
+        domain = _bare(domain)
         for cookie in self._cookies:
             if cookie.name == name and domain in (None, cookie.domain) and path in (None, cookie.path):
                 return cookie.value
@@ -89,6 +95,7 @@ class RequestsCookieJar(MutableMapping):
         return [(c.name, c.value) for c in self._cookies]
 
     def get_dict(self, domain=None, path=None):
+        domain = _bare(domain)
         return {
             c.name: c.value
             for c in self._cookies
@@ -102,10 +109,11 @@ class RequestsCookieJar(MutableMapping):
         return sorted({c.path for c in self._cookies})
 
     def set(self, name, value, domain="", path="/", secure=False, expires=None, **_):
+        domain = (domain or "").lstrip(".").lower()
         if value is None:
             self._remove(name, domain, path)
             return None
-        cookie = Cookie(name, str(value), domain or "", path or "/", secure, expires)
+        cookie = Cookie(name, str(value), domain, path or "/", secure, expires)
         self.set_cookie(cookie)
         return cookie
 
@@ -168,6 +176,25 @@ class RequestsCookieJar(MutableMapping):
                 self.set_cookie(cookie)
 
 
+# Second-level labels under a two-letter country code that are registries, not sites
+# (`co.uk`): a cookie may not be set for them, as `http.cookiejar` refuses.
+_REGISTRY_LABELS = frozenset(
+    "co ac com edu org net gov mil int aero biz cat coop info jobs mobi museum name pro travel eu".split()
+)
+
+
+def _may_set(host, domain):
+    """Whether a response from `host` may set a cookie for `domain`: the host itself, or a
+    domain above it that is a site (an embedded dot; not a registry like `co.uk`); never
+    another domain, and for an IP address only the address."""
+    if host == domain:
+        return True
+    if not host.endswith("." + domain) or "." not in domain or host.replace(".", "").isdigit():
+        return False
+    labels = domain.split(".")
+    return not (len(labels) == 2 and len(labels[1]) == 2 and labels[0] in _REGISTRY_LABELS)
+
+
 def _parse_set_cookie(value, host, default_path):
     pairs = [p.strip() for p in value.split(";")]
     name, sep, val = pairs[0].partition("=")
@@ -179,8 +206,8 @@ def _parse_set_cookie(value, host, default_path):
         key, arg = key.strip().lower(), arg.strip()
         if key == "domain" and arg:
             domain = arg.lstrip(".").lower()
-            if host != domain and not host.endswith("." + domain):
-                return None  # a server may not set cookies for another site
+            if not _may_set(host, domain):
+                return None
             cookie.domain, cookie.host_only = domain, False
         elif key == "path" and arg.startswith("/"):
             cookie.path = arg
@@ -189,7 +216,7 @@ def _parse_set_cookie(value, host, default_path):
         elif key == "max-age":
             try:
                 cookie.expires = time.time() + int(arg)
-            except ValueError:
+            except (ValueError, OverflowError):
                 pass
         elif key == "expires" and cookie.expires is None:
             try:

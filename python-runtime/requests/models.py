@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from . import _wire
 from .auth import HTTPBasicAuth
 from .cookies import RequestsCookieJar, cookiejar_from_dict
-from .exceptions import ContentDecodingError, HTTPError, JSONDecodeError
+from .exceptions import ContentDecodingError, HTTPError, InvalidJSONError, JSONDecodeError
 from .structures import CaseInsensitiveDict
 
 # A compressed body is decoded in the job up to this size (the memory limit holds anyway).
@@ -80,7 +80,10 @@ class PreparedRequest:
                 self.headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif json is not None:
             self.headers.setdefault("Content-Type", "application/json")
-            body = _json.dumps(json, allow_nan=False).encode("utf-8")
+            try:
+                body = _json.dumps(json, allow_nan=False).encode("utf-8")
+            except ValueError as exc:
+                raise InvalidJSONError(exc, request=self) from None
         self.body = body
         if body is not None:
             self.headers["Content-Length"] = str(len(body.encode("utf-8") if isinstance(body, str) else body))
@@ -128,8 +131,11 @@ def _body_of(data):
     if hasattr(data, "read"):
         chunk = data.read()
         return chunk.encode("utf-8") if isinstance(chunk, str) else bytes(chunk)
+    if hasattr(data, "__iter__") and not isinstance(data, (list, tuple, Mapping)):
+        # A generator or iterator of chunks: a streamed body, sent whole here.
+        return b"".join(c.encode("utf-8") if isinstance(c, str) else bytes(c) for c in data)
     pairs = _wire._to_pairs(data)
-    return urlencode([(_wire._text(k), _wire._text(v)) for k, v in pairs])
+    return urlencode([(_wire._form(k), _wire._form(v)) for k, v in pairs])
 
 
 def _guess_filename(obj):
@@ -222,9 +228,14 @@ def decode_content(body, encoding):
     for decoder in decoders:
         try:
             out = decoder.decompress(body, MAX_DECODED_BYTES)
+            # Concatenated gzip members (one after another in the body): each decoded.
+            while decoder.unused_data and encoding != "deflate" and not decoder.unconsumed_tail:
+                rest = decoder.unused_data
+                decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                out += decoder.decompress(rest, MAX_DECODED_BYTES - len(out) or 1)
         except zlib.error:
             continue
-        if decoder.unconsumed_tail:
+        if decoder.unconsumed_tail or len(out) > MAX_DECODED_BYTES:
             raise ContentDecodingError(
                 f"the decoded body is over the limit of {MAX_DECODED_BYTES} bytes"
             )
@@ -275,6 +286,7 @@ class Response:
         self.request = None
         self.cookies = RequestsCookieJar()
         self.connection = None
+        self._set_cookies = None
 
     def __repr__(self):
         return f"<Response [{self.status_code}]>"

@@ -88,6 +88,33 @@ def i_post_bytes(base):
     return [e["body"], e["headers"].get("content-type"), e["headers"]["content-length"]]
 
 
+def i_post_generator(base):
+    e = _echo(requests.post(base + "/echo", data=(c for c in [b"ab", "cd"])))
+    return e["body"]
+
+
+def i_params_bytes_value(base):
+    return _echo(requests.get(base + "/echo", params={"q": b"\xff", "r": "ü"}))["query"]
+
+
+def i_json_nan(base):
+    try:
+        requests.post(base + "/echo", json={"x": float("nan")})
+    except requests.RequestException as e:
+        return [type(e).__name__, isinstance(e, requests.exceptions.InvalidJSONError)]
+
+
+def i_hook_replaces_response(base):
+    seen = []
+
+    def hook(r, *args, **kwargs):
+        seen.append(r.status_code)
+        return requests.get(base + "/status/404")
+
+    r = requests.get(base + "/echo", hooks={"response": hook})
+    return [seen, r.status_code]
+
+
 def i_post_file_object(base):
     e = _echo(requests.post(base + "/echo", data=io.BytesIO(b"from a file object")))
     return e["body"]
@@ -392,6 +419,15 @@ def i_head_does_not_follow(base):
     return requests.head(base + "/redirect/1").status_code
 
 
+def i_redirect_empty_location(base):
+    r = requests.get(base + "/redirect-to?url=")
+    return [r.status_code, len(r.history)]
+
+
+def i_gzip_members_decoded(base):
+    return requests.get(base + "/gzip-members").json()
+
+
 # --- cookies and sessions ------------------------------------------------------------------
 
 def i_response_cookies(base):
@@ -421,6 +457,13 @@ def i_session_cookie_deleted(base):
     s.get(base + "/set-cookie?gone=soon")
     s.get(base + "/delete-cookie?gone")
     return s.cookies.get_dict()
+
+
+def i_session_cookie_deleted_by_redirect(base):
+    s = requests.Session()
+    s.get(base + "/set-cookie?sid=old")
+    r = s.get(base + "/logout-redirect")
+    return [r.json()["cookies"], s.cookies.get_dict()]
 
 
 def i_session_cookies_set(base):

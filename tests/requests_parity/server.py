@@ -43,6 +43,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                chunk = self.rfile.read(size + 2)[:size]
+                if size == 0:
+                    return body
+                body += chunk
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
@@ -105,6 +113,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/delete-cookie":
             headers = [("Set-Cookie", f"{k}=; Max-Age=0; Path=/") for k in query]
             return self._json({}, headers=headers)
+        if path == "/logout-redirect":
+            return self._send(302, "", [("Location", "/echo"), ("Set-Cookie", "sid=; Max-Age=0; Path=/")])
+        if path == "/gzip-members":
+            body = gzip.compress(b'{"part": 1, ') + gzip.compress(b'"more": 2}')
+            return self._send(200, body, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")])
         if path == "/links":
             host = self.headers.get("Host")
             link = f'<http://{host}/items?page=2>; rel="next", <http://{host}/items?page=9>; rel="last"'
