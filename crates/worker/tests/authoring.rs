@@ -270,6 +270,11 @@ fn check_reports_each_problem_with_its_place() {
     // A script that defines its own function of a helper's name is not second-guessed.
     let own = "def add_conversation_tag(tag):\n    return tag\n\ndef execute_action(context):\n    return add_conversation_tag('x')\n";
     assert_eq!(check(d, "own.py", own), (0, vec![]));
+    let local = "def execute_action(context):\n    def add_conversation_tag(x):\n        return x\n    return add_conversation_tag(1)\n";
+    assert_eq!(check(d, "local.py", local), (0, vec![]));
+    // An entry point defined under a module-level if or try is found.
+    let nested = "try:\n    import json\nexcept ImportError:\n    json = None\nif True:\n    def execute_action(context):\n        return 1\n";
+    assert_eq!(check(d, "nested.py", nested), (0, vec![]));
 }
 
 #[test]
