@@ -17,11 +17,11 @@ import teach
 
 # Modules that import but whose use is refused (teach.py): worth a warning at the import.
 REFUSED_USE = {
-    "socket": teach.WHY_NOT["socket"],
+    "socket": teach.SOCKETS,
     "subprocess": teach.PROCESSES,
     "threading": teach.THREADS,
     "_thread": teach.THREADS,
-    "urllib.request": f"urllib.request.urlopen is not available in actions: {teach.NETWORK}",
+    "urllib.request": teach.URLOPEN,
     "http.client": f"connections of one's own are not available in actions: {teach.NETWORK}",
 }
 

@@ -17,6 +17,8 @@ BUNDLED = ("requests", "holidays", "dateutil", "six", "tzdata")
 DOCS = "docs/actions.md, \"What the runtime has\""
 
 NETWORK = "use requests for HTTP (every call goes through the worker's egress policy)"
+SOCKETS = f"sockets are not available in actions: {NETWORK}"
+URLOPEN = f"urllib.request.urlopen is not available in actions: {NETWORK}"
 FILES = (
     "files are not available in actions: there is no file system; keep data in variables, "
     "fetch it with requests, or append rows with add_google_sheets_row"
@@ -34,7 +36,7 @@ ENVIRONMENT = (
 
 # Modules that exist elsewhere but not here, and why.
 WHY_NOT = {
-    "socket": f"sockets are not available in actions: {NETWORK}",
+    "socket": SOCKETS,
     "ssl": f"TLS is the worker's: {NETWORK} with https:// URLs",
     "ctypes": "native code is not available in actions: the runtime runs Python (the standard library and pure-Python packages)",
     "multiprocessing": PROCESSES,
@@ -97,11 +99,6 @@ class _Environ(dict):
         raise KeyError(f"{key}: {ENVIRONMENT}")
 
 
-class _RefusedSocket:
-    def __init__(self, *args, **kwargs):
-        raise PermissionError(f"sockets are not available in actions: {NETWORK}")
-
-
 def _patch(module_name, **attributes):
     module = sys.modules.get(module_name)
     if module is None:
@@ -115,18 +112,18 @@ def install():
     """Puts the teaching versions in place (at build time)."""
     builtins.open = io.open = _teaching_open
     os.environ = _Environ(os.environ)
-    net = _refuse(PermissionError, f"sockets are not available in actions: {NETWORK}")
-    _patch("socket", socket=_RefusedSocket, create_connection=net, getaddrinfo=net,
+    net = _refuse(PermissionError, SOCKETS)
+    _patch("socket", socket=_refusing(PermissionError, SOCKETS), create_connection=net, getaddrinfo=net,
            gethostbyname=net, socketpair=net, fromfd=net, create_server=net)
-    _patch("urllib.request", urlopen=_refuse(PermissionError, f"urllib.request.urlopen is not available in actions: {NETWORK}"))
+    _patch("urllib.request", urlopen=_refuse(PermissionError, URLOPEN))
     proc = _refuse(PermissionError, PROCESSES)
     # WASI's os has neither; a script calling them learns why rather than of a missing name.
     # (fork, exec and spawn stay absent where they are: code tests for them with hasattr.)
     os.system = os.popen = proc
-    _patch("os", system=proc, popen=proc, fork=proc, forkpty=proc, execv=proc, execve=proc,
+    _patch("os", fork=proc, forkpty=proc, execv=proc, execve=proc,
            execvp=proc, execl=proc, execlp=proc, spawnv=proc, spawnl=proc, posix_spawn=proc,
            kill=proc)
-    _patch("subprocess", Popen=_RefusedProcess, run=proc, call=proc, check_call=proc,
+    _patch("subprocess", Popen=_refusing(PermissionError, PROCESSES), run=proc, call=proc, check_call=proc,
            check_output=proc, getoutput=proc, getstatusoutput=proc)
     threads = _refuse(RuntimeError, THREADS)
     threading = sys.modules.get("threading")
@@ -154,8 +151,3 @@ def _refusing(exception, message):
             raise exception(message)
 
     return Refused
-
-
-class _RefusedProcess:
-    def __init__(self, *args, **kwargs):
-        raise PermissionError(PROCESSES)

@@ -76,6 +76,21 @@ impl HttpErrorKind {
         }
     }
 
+    /// Every kind.
+    pub const ALL: [Self; 6] = [
+        Self::Denied,
+        Self::InvalidRequest,
+        Self::Timeout,
+        Self::Connection,
+        Self::TooManyRedirects,
+        Self::ResponseTooLarge,
+    ];
+
+    /// [`Self::as_str`] read back (a journal entry's kind).
+    pub fn from_label(label: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == label)
+    }
+
     /// The label of an outcome in metrics (`action_worker_egress_requests_total`).
     pub fn as_str(self) -> &'static str {
         match self {

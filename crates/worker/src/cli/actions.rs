@@ -50,7 +50,7 @@ fn refuse_errors(
     definition: &ActionDefinition,
     force: bool,
 ) -> anyhow::Result<()> {
-    let (path, findings) = check::check_file(config, file)?;
+    let (path, findings) = check::check_loaded(config, file, definition)?;
     eprint!(
         "{}",
         check::Report {
@@ -77,11 +77,15 @@ pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("--tenant {tenant:?}: 1 to 64 letters, digits, '_' or '-'");
     }
-    if let ActionsCommand::Put { file, force } = &args.command {
-        // Checked before anything connects; the checks run their own job.
-        let definition = load_action(file)?;
-        refuse_errors(config, file, &definition, *force)?;
-    }
+    // `put`'s action, loaded and checked before anything connects (the checks run a job).
+    let put = match &args.command {
+        ActionsCommand::Put { file, force } => {
+            let definition = load_action(file)?;
+            refuse_errors(config, file, &definition, *force)?;
+            Some(definition)
+        }
+        _ => None,
+    };
     let url = nats_url(config, args.url.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -94,8 +98,10 @@ pub fn main(config: &Settings, args: ActionsArgs) -> anyhow::Result<ExitCode> {
         let js = async_nats::jetstream::new(client);
         let tenant = args.tenant.as_deref();
         match args.command {
-            ActionsCommand::Put { file, .. } => {
-                let definition = load_action(&file)?;
+            ActionsCommand::Put { .. } => {
+                let Some(definition) = put else {
+                    bail!("put: no action loaded");
+                };
                 Registry::open(&js, config.nats.stream_replicas).await?;
                 let store = js.get_key_value(BUCKET).await?;
                 let key = registry::key(tenant, &definition.name);

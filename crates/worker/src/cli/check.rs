@@ -115,15 +115,23 @@ pub fn main(config: &Settings, args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// Loads and checks the action at `file`: the path its findings are about (a Python
 /// action's script file) and the findings. A definition that does not load is one error.
 pub fn check_file(config: &Settings, file: &Path) -> anyhow::Result<(PathBuf, Vec<Finding>)> {
-    let definition = match load_action(file) {
-        Ok(definition) => definition,
+    match load_action(file) {
+        Ok(definition) => check_loaded(config, file, &definition),
         Err(error) => {
             let finding = Finding::new(Severity::Error, "definition", error.to_string());
-            return Ok((file.to_path_buf(), vec![finding]));
+            Ok((file.to_path_buf(), vec![finding]))
         }
-    };
+    }
+}
+
+/// [`check_file`] for a definition already loaded from `file`.
+pub fn check_loaded(
+    config: &Settings,
+    file: &Path,
+    definition: &ActionDefinition,
+) -> anyhow::Result<(PathBuf, Vec<Finding>)> {
     let path = script_path(file).unwrap_or_else(|| file.to_path_buf());
-    let findings = check(config, &definition, &path)?;
+    let findings = check(config, definition, &path)?;
     Ok((path, findings))
 }
 

@@ -170,7 +170,7 @@ pub fn http_answer(answer: &Result<HttpResponse, HttpError>) -> Value {
 /// [`http_answer`] read back; `None` if it is not one.
 pub fn http_answer_of(value: &Value) -> Option<Result<HttpResponse, HttpError>> {
     if let Some(e) = value.get("error") {
-        let kind = http_error_kind(e.get("kind")?.as_str()?)?;
+        let kind = HttpErrorKind::from_label(e.get("kind")?.as_str()?)?;
         return Some(Err(HttpError {
             kind,
             rule: e.get("rule").and_then(Value::as_str).map(str::to_string),
@@ -187,20 +187,6 @@ pub fn http_answer_of(value: &Value) -> Option<Result<HttpResponse, HttpError>> 
         elapsed: std::time::Duration::from_micros(r.get("elapsed_us")?.as_u64()?),
         secrets: serde_json::from_value(r.get("secrets")?.clone()).ok()?,
     }))
-}
-
-fn http_error_kind(label: &str) -> Option<HttpErrorKind> {
-    use HttpErrorKind::*;
-    [
-        Denied,
-        InvalidRequest,
-        Timeout,
-        Connection,
-        TooManyRedirects,
-        ResponseTooLarge,
-    ]
-    .into_iter()
-    .find(|kind| kind.as_str() == label)
 }
 
 /// A helper's answer (an LLM classification, a Sheets append) as the journal holds it.
