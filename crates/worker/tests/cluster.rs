@@ -16,7 +16,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use action_worker_tests::nats::{Cluster, Worker};
+use action_worker_tests::nats::{Cluster, Worker, submit_json};
 
 /// One request-reply job of a [`Prober`]: when it was sent, when it ended, whether `ok`.
 type Outcome = (Instant, Instant, bool);
@@ -158,13 +158,7 @@ async fn a_worker_on_a_cluster_that_loses_nodes_answers_every_job_once() {
     for n in 0..total {
         let id = format!("c-{n}");
         let job = json!({"id": id, "reply_to": inbox, "action": {"name": "slow", "type": "python", "python": {"code": code}}});
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert("Nats-Msg-Id", id.as_str());
-        js.publish_with_headers("actions.jobs.default", headers, job.to_string().into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        submit_json(&js, "actions.jobs.default", &job).await;
     }
     wait_stored(&js, 40, Duration::from_secs(60)).await;
 
