@@ -42,9 +42,11 @@ $(WASMTIME): vendor/wasmtime-48.0.8-action-worker.patch vendor/prepare-wasmtime 
 
 wasmtime: $(WASMTIME)
 
-# The runtime and the release binary, nothing run.
+# The runtime, the release binary and the runtime profiles of worker.toml
+# ([runtime.profiles], each built by scripts/build-runtime when its inputs changed), nothing run.
 build: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 	cargo build --release --locked -p action-worker
+	$(BIN) --config worker.toml runtime build
 
 # Builds everything and starts the worker on its embedded default: a local nats-server
 # (from .venv) with JetStream, bound to 127.0.0.1. Ctrl-C stops both.
@@ -61,7 +63,8 @@ example: build
 	$(BIN) --config worker.toml run examples/actions/orderSummary.toml \
 		--args-json "$$(cat examples/actions/orderSummary.args.json)"
 
-# Only the runtime and the compile cache (for a deployment's image build step).
+# Only the runtimes (the default and every profile) and the compile cache (for a deployment's
+# image build step).
 precompile: build
 	$(BIN) --config worker.toml precompile
 
@@ -72,6 +75,7 @@ lint: $(WASMTIME)
 # Builds everything (dev profile, optimised dependencies) and runs every test.
 test: $(RUNTIME) $(VENV)/.stamp $(WASMTIME)
 	cargo build --locked --workspace --all-targets
+	$(CARGO_TARGET_DIR)/debug/action-worker --config worker.toml runtime build
 	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo test --locked --workspace
 

@@ -16,6 +16,7 @@ import traceback
 import types
 
 import preload  # noqa: F401 - imported for its side effect: the standard library in the snapshot
+import runtime_profile  # noqa: F401 - likewise: the profile's packages (before teach replaces open)
 import helpers
 import lazy_random
 import sandbox_io

@@ -12,9 +12,12 @@ import io
 import os
 import sys
 
+import runtime_profile
+
 # The packages bundled beside the standard library (python-runtime/bundle-requirements.txt).
 BUNDLED = ("requests", "holidays", "dateutil", "six", "tzdata")
 DOCS = "docs/actions.md, \"What the runtime has\""
+PROFILES = "docs/actions.md, \"Runtime profiles\""
 
 NETWORK = "use requests for HTTP (every call goes through the worker's egress policy)"
 SOCKETS = f"sockets are not available in actions: {NETWORK}"
@@ -55,9 +58,17 @@ def missing_module_message(name):
     why = WHY_NOT.get(top)
     if why:
         return f"No module named {name!r}: {why}"
+    profile = runtime_profile.NAME
+    if top in runtime_profile.PACKAGES:
+        return (
+            f"No module named {name!r}: runtime profile {profile!r} has {top}, but not this "
+            f"module: {runtime_profile.why_not(name)} ({PROFILES})"
+        )
+    packages = ", ".join(BUNDLED + runtime_profile.PACKAGES)
     return (
-        f"No module named {name!r}: the action runtime has Python's standard library and the "
-        f"bundled packages ({', '.join(BUNDLED)}); the list is in {DOCS}"
+        f"No module named {name!r}: the action runtime (profile {profile!r}) has Python's "
+        f"standard library and the packages {packages}; the list is in {DOCS}, and other "
+        f"pure-Python packages come in runtime profiles ({PROFILES})"
     )
 
 

@@ -77,6 +77,17 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// The `[runtime.profiles.contacts]` table of the shipped worker.toml, with absolute paths,
+/// for a test's own configuration (the component is built by `make test`).
+pub fn contacts_profile() -> String {
+    let root = repo_root();
+    format!(
+        "[runtime.profiles.contacts]\nrequirements = \"{}\"\ncomponent = \"{}\"\nexclude = [\"phonenumbers.geodata\", \"phonenumbers.geocoder\"]\n",
+        root.join("profiles/contacts.txt").display(),
+        root.join("build/runtime-contacts.wasm").display()
+    )
+}
+
 /// Runs `action-worker --config CONFIG run SCRIPT ARGS…` off the async runtime (so the fake
 /// servers keep serving) and returns the result and the raw stdout.
 pub async fn run_script(

@@ -50,6 +50,22 @@ pub struct PythonSpec {
     pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
+    /// The runtime profile the script runs on (docs/actions.md, "Runtime profiles"): one of
+    /// the worker's `[runtime.profiles]`; absent, [`DEFAULT_RUNTIME`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+}
+
+/// The runtime profile of a Python action that names none: the runtime without packages of
+/// its own.
+pub const DEFAULT_RUNTIME: &str = "default";
+
+/// `^[a-z][a-z0-9_-]{0,62}$`: a runtime profile's name.
+pub fn is_valid_runtime_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && name.len() <= 63
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 /// What the AI is told about one argument.
@@ -150,6 +166,16 @@ impl ActionDefinition {
                 if python.code.trim().is_empty() {
                     return Err(DefinitionError::new("python.code", "is empty"));
                 }
+                if let Some(runtime) = &python.runtime
+                    && !is_valid_runtime_name(runtime)
+                {
+                    return Err(DefinitionError::new(
+                        "python.runtime",
+                        format!(
+                            "{runtime:?} is not a runtime profile name matching ^[a-z][a-z0-9_-]{{0,62}}$"
+                        ),
+                    ));
+                }
             }
         }
         for (name, spec) in &self.parameters {
@@ -194,6 +220,14 @@ impl ActionDefinition {
     pub fn python_code(&self) -> Option<&str> {
         self.python.as_ref().map(|p| p.code.as_str())
     }
+
+    /// The runtime profile of a Python action ([`DEFAULT_RUNTIME`] when it names none).
+    pub fn python_runtime(&self) -> &str {
+        self.python
+            .as_ref()
+            .and_then(|p| p.runtime.as_deref())
+            .unwrap_or(DEFAULT_RUNTIME)
+    }
 }
 
 #[cfg(test)]
@@ -207,6 +241,7 @@ mod tests {
             kind: ActionKind::Python,
             api: None,
             python: Some(PythonSpec {
+                runtime: None,
                 code: "def execute_action(c):\n    return 1\n".into(),
                 script: None,
             }),
@@ -215,6 +250,33 @@ mod tests {
             allowed_hosts: vec![],
             record: false,
         }
+    }
+
+    #[test]
+    fn a_runtime_profile_is_named_by_the_rule() {
+        for good in ["default", "contacts", "a", "ml-2_x", &"a".repeat(63)] {
+            assert!(is_valid_runtime_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "Contacts",
+            "9a",
+            "-a",
+            "a.b",
+            "a b",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_valid_runtime_name(bad), "{bad}");
+        }
+        let mut def = python("phone");
+        assert_eq!(def.python_runtime(), DEFAULT_RUNTIME);
+        def.python.as_mut().unwrap().runtime = Some("Contacts".into());
+        let err = def.validate().unwrap_err();
+        assert_eq!(err.field, "python.runtime");
+        def.python.as_mut().unwrap().runtime = Some("contacts".into());
+        def.validate().unwrap();
+        assert_eq!(def.python_runtime(), "contacts");
     }
 
     #[test]
@@ -246,6 +308,7 @@ mod tests {
         let mut def = python("ok");
         assert!(def.validate().is_ok());
         def.python = Some(PythonSpec {
+            runtime: None,
             code: "  ".into(),
             script: None,
         });

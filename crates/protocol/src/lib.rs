@@ -20,7 +20,8 @@ pub mod template;
 pub use api::{ApiSpec, ApiTemplates, BodyTemplate, HttpMethod, required_arguments};
 pub use context::build_context;
 pub use definition::{
-    ActionDefinition, ActionKind, ActionLimits, ParameterSpec, PythonSpec, is_valid_action_name,
+    ActionDefinition, ActionKind, ActionLimits, DEFAULT_RUNTIME, ParameterSpec, PythonSpec,
+    is_valid_action_name, is_valid_runtime_name,
 };
 pub use encoding::{DecodeError, Encoding};
 pub use error::DefinitionError;

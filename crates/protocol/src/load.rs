@@ -100,7 +100,11 @@ fn python_file(path: &Path) -> Result<ActionDefinition, LoadError> {
         description: docstring_summary(&code).unwrap_or_default(),
         kind: ActionKind::Python,
         api: None,
-        python: Some(PythonSpec { code, script: None }),
+        python: Some(PythonSpec {
+            code,
+            script: None,
+            runtime: None,
+        }),
         parameters: IndexMap::new(),
         limits: ActionLimits::default(),
         allowed_hosts: vec![],

@@ -88,6 +88,7 @@ async fn run(sandbox: &Sandbox, source: &str, limits: JobLimits) -> action_sandb
                 source,
                 context: &ctx,
                 limits,
+                runtime: "default",
             },
             Box::new(NoNetwork),
         )
@@ -187,7 +188,7 @@ async fn memory_per_instance(sandbox: &Sandbox, live: usize) {
         let host = Parked(release.clone());
         handles.push(tokio::spawn(async move {
             let ctx = json!({"args": {}, "conversation": null, "action": {"name": "m"}, "job": {"id": "m", "attempt": 1, "test": false}});
-            sandbox.run(PythonJob { action: "mem", source, context: &ctx, limits: JobLimits::default() }, Box::new(host)).await.0
+            sandbox.run(PythonJob { action: "mem", source, context: &ctx, limits: JobLimits::default(), runtime: "default" }, Box::new(host)).await.0
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -53,8 +53,11 @@ impl Default for JobLimits {
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
-    /// The runtime component built by `make runtime`.
+    /// The runtime component built by `make runtime`: the profile "default".
     pub component: PathBuf,
+    /// The other runtime profiles, by name, each with its component (built by
+    /// `action-worker runtime build`).
+    pub profiles: Vec<(String, PathBuf)>,
     /// Where compiled components are cached; `None` compiles at every start.
     pub cache_dir: Option<PathBuf>,
     /// Instances that may exist at once: running jobs plus instances made ready ahead.
@@ -91,6 +94,7 @@ impl SandboxConfig {
     pub fn new(component: impl Into<PathBuf>) -> Self {
         Self {
             component: component.into(),
+            profiles: Vec::new(),
             cache_dir: None,
             max_instances: 64,
             warm_instances: 0,

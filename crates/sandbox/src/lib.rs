@@ -30,4 +30,4 @@ pub use host::{
     NoNetwork,
 };
 pub use outcome::RunOutcome;
-pub use sandbox::{PythonJob, Sandbox, YIELD_FUEL};
+pub use sandbox::{PythonJob, Sandbox, YIELD_FUEL, unknown_runtime};

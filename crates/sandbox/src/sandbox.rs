@@ -1,4 +1,5 @@
-//! The [`Sandbox`]: one engine, one compiled runtime, a fresh instance for every job.
+//! The [`Sandbox`]: one engine, one compiled runtime per runtime profile, a fresh instance
+//! for every job.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +23,7 @@ use crate::host::ActionHost;
 use crate::outcome::{self, RunOutcome};
 use crate::scripts::{ScriptCache, script_key};
 use crate::state::{JobState, LimitTrap};
+use action_protocol::DEFAULT_RUNTIME;
 
 /// Fuel between a computing guest's yields to the executor by default
 /// (`SandboxConfig::yield_fuel`, ~5 ms of CPU): each yield lets other jobs on the thread run
@@ -41,23 +43,36 @@ pub struct PythonJob<'a> {
     /// The `context` argument (SPEC §3), a JSON object.
     pub context: &'a Value,
     pub limits: JobLimits,
+    /// The runtime profile to run on (`python.runtime`; "default" for the component of
+    /// [`SandboxConfig::component`]).
+    pub runtime: &'a str,
 }
 
 /// An instance that has never run anything, with its claim on one of the pool's
 /// `max_instances` slots (released only once the slot is given back, see [`retire`]).
 type Ready = (Store<JobState>, ActionRuntime, OwnedSemaphorePermit);
 
-struct Inner {
-    engine: Engine,
+/// One runtime profile's compiled component and its instances made ahead.
+struct Runtime {
+    name: String,
     pre: ActionRuntimePre<JobState>,
-    config: SandboxConfig,
-    scripts: ScriptCache,
     warm: Mutex<Vec<Ready>>,
-    /// One permit per pooling-allocator instance slot: an instantiation waits for a slot
-    /// rather than failing while used instances are still being given back.
-    instances: Arc<Semaphore>,
     refilling: AtomicBool,
     load_kind: LoadKind,
+}
+
+struct Inner {
+    engine: Engine,
+    /// The default runtime first, then the profiles in the order of the configuration.
+    runtimes: Vec<Runtime>,
+    config: SandboxConfig,
+    /// Compiled scripts, shared by the profiles: every profile is the same CPython, so a
+    /// script's bytecode is the same on each.
+    scripts: ScriptCache,
+    /// One permit per pooling-allocator instance slot, shared by the profiles: an
+    /// instantiation waits for a slot rather than failing while used instances are still
+    /// being given back.
+    instances: Arc<Semaphore>,
 }
 
 /// Cheap to clone: clones share the engine, the compiled runtime and the instance pool.
@@ -106,36 +121,66 @@ fn engine_config(config: &SandboxConfig) -> Config {
 }
 
 impl Sandbox {
-    /// Builds the engine, loads (or compiles and caches) the runtime, links the host.
+    /// Builds the engine, loads (or compiles and caches) the runtime of every profile, links
+    /// the host. Every profile is loaded here, at start: a missing or broken component stops
+    /// the start, naming it, rather than failing its first job.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let engine = Engine::new(&engine_config(&config)).map_err(setup)?;
-        let (component, load_kind) =
-            cache::load_component(&engine, &config.component, config.cache_dir.as_deref())?;
         let mut linker: Linker<JobState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(setup)?;
         ActionRuntime::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |s| s)
             .map_err(setup)?;
-        let pre = ActionRuntimePre::new(linker.instantiate_pre(&component).map_err(setup)?)
-            .map_err(setup)?;
+        let default = (DEFAULT_RUNTIME.to_string(), config.component.clone());
+        let mut runtimes = Vec::new();
+        for (name, path) in std::iter::once(default).chain(config.profiles.iter().cloned()) {
+            let (component, load_kind) =
+                cache::load_component(&engine, &path, config.cache_dir.as_deref())?;
+            let pre = ActionRuntimePre::new(linker.instantiate_pre(&component).map_err(setup)?)
+                .map_err(setup)?;
+            runtimes.push(Runtime {
+                name,
+                pre,
+                warm: Mutex::new(Vec::new()),
+                refilling: AtomicBool::new(false),
+                load_kind,
+            });
+        }
         let scripts = ScriptCache::new(config.script_cache_entries);
         let instances = Arc::new(Semaphore::new(config.max_instances.max(1) as usize));
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
-                pre,
+                runtimes,
                 config,
                 scripts,
-                warm: Mutex::new(Vec::new()),
                 instances,
-                refilling: AtomicBool::new(false),
-                load_kind,
             }),
         })
     }
 
-    /// Whether the runtime came from the compile cache.
+    /// Whether every profile's runtime came from the compile cache.
     pub fn loaded_from_cache(&self) -> bool {
-        self.inner.load_kind == LoadKind::FromCache
+        self.inner
+            .runtimes
+            .iter()
+            .all(|r| r.load_kind == LoadKind::FromCache)
+    }
+
+    /// The runtime profiles, the default first, each with whether it came from the cache.
+    pub fn profiles(&self) -> Vec<(&str, bool)> {
+        let runtimes = self.inner.runtimes.iter();
+        runtimes
+            .map(|r| (r.name.as_str(), r.load_kind == LoadKind::FromCache))
+            .collect()
+    }
+
+    /// The index of the profile `name`, or the error a job naming an unknown one gets.
+    fn runtime_index(&self, name: &str) -> Result<usize, String> {
+        let runtimes = &self.inner.runtimes;
+        runtimes.iter().position(|r| r.name == name).ok_or_else(|| {
+            let known: Vec<&str> = runtimes.iter().map(|r| r.name.as_str()).collect();
+            unknown_runtime(name, &known)
+        })
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -146,57 +191,65 @@ impl Sandbox {
     /// For benchmarks and readiness checks.
     pub async fn time_instantiation(&self) -> Result<Duration, SandboxError> {
         let start = Instant::now();
-        let ready = self.inner.instantiate().await.map_err(setup)?;
+        let ready = self.inner.instantiate(0).await.map_err(setup)?;
         let elapsed = start.elapsed();
         drop(ready);
         Ok(elapsed)
     }
 
-    /// Instantiates the warm instances now, so that the first jobs find them ready.
+    /// Instantiates the warm instances of every profile now, so that the first jobs find
+    /// them ready.
     pub async fn warm_up(&self) -> Result<(), SandboxError> {
         let target = self.inner.config.warm_instances as usize;
-        while self.warm_len() < target {
-            let ready = self.inner.instantiate().await.map_err(setup)?;
-            self.put_warm(ready);
+        for rt in 0..self.inner.runtimes.len() {
+            while self.warm_len(rt) < target {
+                let ready = self.inner.instantiate(rt).await.map_err(setup)?;
+                self.put_warm(rt, ready);
+            }
         }
         Ok(())
     }
 
-    fn warm_len(&self) -> usize {
-        self.inner.warm.lock().map(|w| w.len()).unwrap_or(0)
+    fn warm_len(&self, rt: usize) -> usize {
+        let warm = &self.inner.runtimes[rt].warm;
+        warm.lock().map(|w| w.len()).unwrap_or(0)
     }
 
-    fn put_warm(&self, ready: Ready) {
-        if let Ok(mut warm) = self.inner.warm.lock() {
+    fn put_warm(&self, rt: usize, ready: Ready) {
+        if let Ok(mut warm) = self.inner.runtimes[rt].warm.lock() {
             warm.push(ready);
         }
     }
 
-    /// An instance made ahead, or a new one; either has never run anything.
-    async fn take_instance(&self) -> wasmtime::Result<Ready> {
-        let taken = self.inner.warm.lock().ok().and_then(|mut w| w.pop());
+    /// An instance of profile `rt` made ahead, or a new one; either has never run anything.
+    async fn take_instance(&self, rt: usize) -> wasmtime::Result<Ready> {
+        let warm = &self.inner.runtimes[rt].warm;
+        let taken = warm.lock().ok().and_then(|mut w| w.pop());
         match taken {
             Some(ready) => Ok(ready),
-            None => self.inner.instantiate().await,
+            None => self.inner.instantiate(rt).await,
         }
     }
 
     /// Tops the warm instances up, in the background. Called when a job has finished, not
     /// when it starts: making an instance while the job runs would put both on the two cores
     /// of one address space at once, which costs each of them (docs/benchmarks.md).
-    fn refill(&self) {
-        if self.inner.config.warm_instances == 0
-            || self.warm_len() >= self.inner.config.warm_instances as usize
-            || self.inner.refilling.swap(true, Ordering::AcqRel)
+    fn refill(&self, rt: usize) {
+        let target = self.inner.config.warm_instances as usize;
+        if target == 0
+            || self.warm_len(rt) >= target
+            || self.inner.runtimes[rt]
+                .refilling
+                .swap(true, Ordering::AcqRel)
         {
             return;
         }
-        let guard = RefillGuard(self.clone());
+        let guard = RefillGuard(self.clone(), rt);
         tokio::spawn(async move {
             let sandbox = &guard.0;
-            while sandbox.warm_len() < sandbox.inner.config.warm_instances as usize {
-                match sandbox.inner.instantiate().await {
-                    Ok(ready) => sandbox.put_warm(ready),
+            while sandbox.warm_len(rt) < target {
+                match sandbox.inner.instantiate(rt).await {
+                    Ok(ready) => sandbox.put_warm(rt, ready),
                     Err(error) => {
                         tracing::warn!(%error, "could not make a warm instance");
                         break;
@@ -216,10 +269,17 @@ impl Sandbox {
     ) -> (RunOutcome, Box<dyn ActionHost>) {
         let start = Instant::now();
         let deadline = start + job.limits.timeout;
-        let (mut outcome, used, host) = self.run_inner(job, host, deadline).await;
+        let rt = match self.runtime_index(job.runtime) {
+            Ok(rt) => rt,
+            Err(message) => {
+                let error = ErrorInfo::new(ErrorKind::Rejected, message);
+                return (RunOutcome::new(Status::Rejected, Some(error)), host);
+            }
+        };
+        let (mut outcome, used, host) = self.run_inner(rt, job, host, deadline).await;
         match used {
-            Some(used) => self.after_job(used),
-            None => self.refill(),
+            Some(used) => self.after_job(rt, used),
+            None => self.refill(rt),
         }
         outcome.stats.wall_ms = action_protocol::millis(start.elapsed());
         (outcome, host)
@@ -229,18 +289,19 @@ impl Sandbox {
     /// the job's path. Resetting a slot and making an instance at the same time would put
     /// two threads of one address space to work at once, and each page the reset decommits
     /// would interrupt the other core (docs/benchmarks.md).
-    fn after_job(&self, used: Ready) {
+    fn after_job(&self, rt: usize, used: Ready) {
         let retired = retire(used);
         let sandbox = self.clone();
         tokio::spawn(async move {
             let _ = retired.await;
-            sandbox.refill();
+            sandbox.refill(rt);
         });
     }
 
     /// The outcome, the instance the job ran in (if it got one) to retire, and the host.
     async fn run_inner(
         &self,
+        rt: usize,
         job: PythonJob<'_>,
         host: Box<dyn ActionHost>,
         deadline: Instant,
@@ -262,7 +323,7 @@ impl Sandbox {
         }
         let filename = format!("{}.py", job.action);
         let code = match self
-            .compiled(&filename, job.source, &limits, deadline)
+            .compiled(rt, &filename, job.source, &limits, deadline)
             .await
         {
             Ok(code) => code,
@@ -275,7 +336,7 @@ impl Sandbox {
                 return (outcome, None, host);
             }
         };
-        let instance = until_deadline(deadline, self.take_instance());
+        let instance = until_deadline(deadline, self.take_instance(rt));
         let instance = instance.instrument(tracing::info_span!("instantiate"));
         let (mut store, runtime, slot) = match instance.await {
             Err(_elapsed) => return (outcome::time_limit(&limits), None, host),
@@ -323,6 +384,7 @@ impl Sandbox {
     /// The script's `marshal` bytes: from the cache, or compiled in an instance of its own.
     async fn compiled(
         &self,
+        rt: usize,
         filename: &str,
         source: &str,
         limits: &JobLimits,
@@ -332,7 +394,7 @@ impl Sandbox {
         if let Some(code) = self.inner.scripts.get(&key) {
             return Ok(code);
         }
-        let (mut store, runtime, slot) = self.take_instance().await.map_err(|e| {
+        let (mut store, runtime, slot) = self.take_instance(rt).await.map_err(|e| {
             RunOutcome::failed(format!("cannot instantiate the Python runtime: {e:#}"))
         })?;
         let result = self
@@ -376,17 +438,28 @@ impl Sandbox {
     }
 }
 
-/// Clears the refilling flag however the refill task ends, its runtime's shutdown included.
-struct RefillGuard(Sandbox);
+/// Clears a profile's refilling flag however the refill task ends, its runtime's shutdown
+/// included.
+struct RefillGuard(Sandbox, usize);
 
 impl Drop for RefillGuard {
     fn drop(&mut self) {
-        self.0.inner.refilling.store(false, Ordering::Release);
+        let runtime = &self.0.inner.runtimes[self.1];
+        runtime.refilling.store(false, Ordering::Release);
     }
 }
 
+/// What a job naming a profile the worker does not have is told.
+pub fn unknown_runtime(name: &str, known: &[&str]) -> String {
+    format!(
+        "python.runtime: this worker has no runtime profile {name:?}; its profiles: {}",
+        known.join(", ")
+    )
+}
+
 impl Inner {
-    async fn instantiate(&self) -> wasmtime::Result<Ready> {
+    /// A new instance of profile `rt`, once a pool slot is free.
+    async fn instantiate(&self, rt: usize) -> wasmtime::Result<Ready> {
         let slot = self
             .instances
             .clone()
@@ -398,7 +471,7 @@ impl Inner {
         // Instantiation runs no guest code (the interpreter was initialised at build time),
         // but give it fuel in case a start function exists.
         store.set_fuel(u64::MAX)?;
-        let runtime = self.pre.instantiate_async(&mut store).await?;
+        let runtime = self.runtimes[rt].pre.instantiate_async(&mut store).await?;
         Ok((store, runtime, slot))
     }
 }

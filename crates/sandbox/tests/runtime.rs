@@ -331,6 +331,7 @@ async fn jobs_beyond_the_instance_slots_wait_for_one() {
                 source: &source,
                 context: &ctx,
                 limits: JobLimits::default(),
+                runtime: "default",
             };
             sandbox.run(job, Box::new(NoNetwork)).await.0
         }));

@@ -19,7 +19,7 @@ mod tenants;
 pub use access::{Auth, NatsAccess, Tls};
 pub use admin::{AdminSection, LogFormat, LogSection, TelemetrySection};
 pub use nats::{NatsSection, Secret};
-pub use runtime::{LimitValues, LimitsConfig, RuntimeConfig};
+pub use runtime::{LimitValues, LimitsConfig, ProfileConfig, RuntimeConfig};
 pub use services::{EgressSection, LlmSection, SecretsSection, SheetsSection};
 pub use tenants::{Quota, TenantOverride, TenantPolicy, TenantsSection};
 
@@ -137,6 +137,11 @@ impl WorkerConfig {
     fn sandbox_config(&self) -> SandboxConfig {
         let r = &self.runtime;
         let mut config = SandboxConfig::new(&r.component);
+        config.profiles = r
+            .profiles
+            .iter()
+            .map(|(name, profile)| (name.clone(), profile.component_path(name)))
+            .collect();
         config.cache_dir = Some(r.cache_dir.clone());
         config.max_instances = r.max_instances;
         config.warm_instances = r.warm_instances;

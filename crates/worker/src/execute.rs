@@ -122,6 +122,7 @@ impl Executor {
             source,
             context: &context,
             limits,
+            runtime: action.python_runtime(),
         };
         let (outcome, mut host) = self.sandbox.run(job_spec, Box::new(host)).await;
         turns.finish();

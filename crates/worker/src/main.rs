@@ -45,8 +45,10 @@ enum Command {
     /// Checks the configuration (the file and ACTION_WORKER__<SECTION>__<KEY> variables) and
     /// prints the effective one, secrets redacted; starts nothing.
     CheckConfig,
-    /// Compiles the Python runtime into the compile cache and exits.
+    /// Compiles the Python runtime of every profile into the compile cache and exits.
     Precompile,
+    /// The runtime profiles: `build` makes their components, `list` shows them.
+    Runtime(cli::runtime::RuntimeArgs),
 }
 
 /// `check-config`: the configuration loaded and validated (or `main` printed the error);
@@ -149,6 +151,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::main(args),
         Command::CheckConfig => check_config(&cli.config, &config, &env_vars),
         Command::Precompile => cli::run::precompile(&config),
+        Command::Runtime(args) => cli::runtime::main(&config, args),
     });
     match result {
         Ok(code) => code,

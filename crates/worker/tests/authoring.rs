@@ -42,7 +42,7 @@ async fn a_missing_module_says_what_the_runtime_has() {
     assert_eq!(result["status"], "action_error", "{result}");
     let message = result["error"]["message"].as_str().unwrap();
     assert!(
-        message.starts_with("ModuleNotFoundError: No module named 'pandas': the action runtime has Python's standard library and the bundled packages (requests, holidays, dateutil"),
+        message.starts_with("ModuleNotFoundError: No module named 'pandas': the action runtime (profile 'default') has Python's standard library and the packages requests, holidays, dateutil"),
         "{message}"
     );
     assert!(message.contains("docs/actions.md"), "{message}");
@@ -237,7 +237,7 @@ fn check_reports_each_problem_with_its_place() {
     assert_eq!(code, 1);
     assert!(
         lines[0]
-            .starts_with(":1:1: error[import]: No module named 'pandas': the action runtime has"),
+            .starts_with(":1:1: error[import]: No module named 'pandas': the action runtime (profile 'default') has"),
         "{lines:?}"
     );
     assert!(
@@ -309,8 +309,8 @@ type = "string"
     assert_eq!(code, 1);
     assert!(lines[0].starts_with(": error[definition]: "), "{lines:?}");
     assert!(lines[0].contains("name"), "{lines:?}");
-    // The shipped examples are clean.
-    let config = common::write_config(d, "");
+    // The shipped examples are clean (two of them on the "contacts" profile).
+    let config = common::write_config(d, &common::contacts_profile());
     let examples = common::repo_root().join("examples/actions");
     for entry in std::fs::read_dir(&examples).unwrap() {
         let path = entry.unwrap().path();
@@ -406,9 +406,11 @@ async fn the_stubs_describe_the_runtime_and_type_check_the_examples() {
     std::fs::write(
         project.join("pyrightconfig.json"),
         format!(
-            "{{\"pythonVersion\": \"3.14\", \"extraPaths\": [\"{}\", \"{}\"]}}",
+            "{{\"pythonVersion\": \"3.14\", \"extraPaths\": [\"{}\", \"{}\", \"{}\"]}}",
             root.join("python-runtime").display(),
-            root.join("build/pydeps").display()
+            root.join("build/pydeps").display(),
+            // The "contacts" profile's packages, for the examples that run on it.
+            root.join("build/profiles/contacts/pydeps").display()
         ),
     )
     .unwrap();

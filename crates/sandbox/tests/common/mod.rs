@@ -42,6 +42,7 @@ pub async fn run_with(
         source,
         context: &ctx,
         limits,
+        runtime: "default",
     };
     sandbox().run(job, host).await.0
 }

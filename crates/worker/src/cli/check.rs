@@ -198,12 +198,18 @@ fn python_findings(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}.py", definition.name));
+    let runtime = definition.python_runtime();
+    let known = known_runtimes(config);
+    if !known.contains(&runtime) {
+        let message = action_sandbox::unknown_runtime(runtime, &known);
+        return Ok(vec![Finding::new(Severity::Error, "runtime", message)]);
+    }
     let mut args = Map::new();
     args.insert("filename".into(), json!(filename));
     args.insert("source".into(), json!(source));
-    let checker: ActionDefinition = serde_json::from_value(
-        json!({"name": "check", "type": "python", "python": {"code": CHECKER}}),
-    )?;
+    // Checked by the interpreter of the action's own profile: it knows the profile's modules.
+    let checker: ActionDefinition = serde_json::from_value(json!({"name": "check",
+        "type": "python", "python": {"code": CHECKER, "runtime": runtime}}))?;
     let job = Job {
         id: "check".into(),
         tenant: None,
@@ -235,6 +241,14 @@ fn python_findings(
     }
     serde_json::from_value::<Vec<Finding>>(result.output.clone())
         .with_context(|| format!("the checker answered {}", result.output))
+}
+
+/// The runtime profiles of the configuration, "default" first.
+fn known_runtimes(config: &Settings) -> Vec<&str> {
+    let named = config.sections.runtime.profiles.keys().map(String::as_str);
+    std::iter::once(action_protocol::DEFAULT_RUNTIME)
+        .chain(named)
+        .collect()
 }
 
 /// A definition file's `script = "file.py"`, relative to the definition; None for a `.py`.

@@ -157,17 +157,24 @@ async fn engine(config: &Settings) -> anyhow::Result<Conversations> {
 pub fn precompile(config: &Settings) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let sandbox = Sandbox::new(config.sandbox.clone())?;
-    let how = if sandbox.loaded_from_cache() {
-        "already in the cache"
-    } else {
-        "compiled"
-    };
-    println!(
-        "{}: {how} under {} ({} ms)",
-        config.runtime.component.display(),
-        config.runtime.cache_dir.display(),
-        started.elapsed().as_millis()
-    );
+    let runtime = &config.sections.runtime;
+    for (name, cached) in sandbox.profiles() {
+        let component = match runtime.profiles.get(name) {
+            Some(profile) => profile.component_path(name),
+            None => runtime.component.clone(),
+        };
+        let how = if cached {
+            "already in the cache"
+        } else {
+            "compiled"
+        };
+        println!(
+            "{name}: {}: {how} under {}",
+            component.display(),
+            runtime.cache_dir.display()
+        );
+    }
+    println!("{} ms", started.elapsed().as_millis());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,5 +1,6 @@
 //! `[runtime]` and `[limits]`: the sandbox and the limits of a job.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use action_sandbox::{JobLimits, SandboxConfig};
@@ -28,6 +29,38 @@ pub struct RuntimeConfig {
     /// Worker processes `serve` runs (itself and copies, see `crate::processes`); 0: one
     /// per CPU.
     pub processes: usize,
+    /// Runtime profiles besides "default" (the `component` above), by name: actions name one
+    /// in `python.runtime` (docs/actions.md, "Runtime profiles").
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+/// `[runtime.profiles.NAME]`: the default runtime plus the pure-Python packages of one pinned
+/// requirements file, built into a component of its own by `action-worker runtime build`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// A requirements file of pure-Python wheels, each pinned (`==`) with its `--hash`.
+    pub requirements: PathBuf,
+    /// The profile's component; by default `build/runtime-NAME.wasm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<PathBuf>,
+    /// Modules (with their submodules) of the packages not imported at build time, so not
+    /// in the profile: large data a profile does not need.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// A Python file run once at build time, after the imports: the caches the packages fill
+    /// on first use are then in the snapshot every job starts from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_up: Option<PathBuf>,
+}
+
+impl ProfileConfig {
+    /// Where the component of profile `name` is.
+    pub fn component_path(&self, name: &str) -> PathBuf {
+        self.component
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("build/runtime-{name}.wasm")))
+    }
 }
 
 /// `runtime.cpu_slice_us` by default: 1 ms, a fifth of the sandbox's own slice. Measured
@@ -52,6 +85,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack_kb: (sandbox.max_wasm_stack >> 10) as u64,
             cpu_slice_us: DEFAULT_CPU_SLICE_US,
             processes: 0,
+            profiles: BTreeMap::new(),
         }
     }
 }
@@ -178,8 +212,37 @@ impl RuntimeConfig {
                 r.max_wasm_stack_kb
             );
         }
+        for (name, profile) in &r.profiles {
+            profile.validate(name)?;
+        }
         Ok(())
     }
+}
+
+impl ProfileConfig {
+    fn validate(&self, name: &str) -> anyhow::Result<()> {
+        if name == action_protocol::DEFAULT_RUNTIME {
+            bail!(
+                "runtime.profiles.default: \"default\" is the runtime of runtime.component; name the profile otherwise"
+            );
+        }
+        if !action_protocol::is_valid_runtime_name(name) {
+            bail!("runtime.profiles.{name}: not a profile name matching ^[a-z][a-z0-9_-]{{0,62}}$");
+        }
+        for module in &self.exclude {
+            if module.is_empty() || !module.split('.').all(is_identifier) {
+                bail!("runtime.profiles.{name}.exclude: {module:?} is not a dotted module name");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Python identifier, ASCII only (module names of pure-Python packages).
+fn is_identifier(part: &str) -> bool {
+    let mut chars = part.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
 impl LimitsConfig {
