@@ -6,7 +6,9 @@
 //! throughput with 1, 2, 4 and 16 jobs in flight,
 //! instantiation alone, CPU per job (process CPU time over jobs, background work included),
 //! fuel per trivial job, resident memory per live instance, what an import costs in a job,
-//! and fuel per second of CPU (the basis of the default fuel limit). Env: `JOBS` (2000).
+//! a job importing a runtime profile's packages against a trivial job on the default runtime
+//! (alternating), and fuel per second of CPU (the basis of the default fuel limit).
+//! Env: `JOBS` (2000).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -79,6 +81,15 @@ fn sandbox_with(warm: u32, keep_resident: usize, tuned: bool) -> Sandbox {
 }
 
 async fn run(sandbox: &Sandbox, source: &str, limits: JobLimits) -> action_sandbox::RunOutcome {
+    run_on(sandbox, "default", source, limits).await
+}
+
+async fn run_on(
+    sandbox: &Sandbox,
+    runtime: &str,
+    source: &str,
+    limits: JobLimits,
+) -> action_sandbox::RunOutcome {
     let ctx = json!({"args": {"orderId": "A1"}, "conversation": null, "action": {"name": "bench"},
                      "job": {"id": "b", "attempt": 1, "test": false}});
     sandbox
@@ -88,7 +99,7 @@ async fn run(sandbox: &Sandbox, source: &str, limits: JobLimits) -> action_sandb
                 source,
                 context: &ctx,
                 limits,
-                runtime: "default",
+                runtime,
             },
             Box::new(NoNetwork),
         )
@@ -202,6 +213,85 @@ async fn memory_per_instance(sandbox: &Sandbox, live: usize) {
         "memory per live instance ({live} waiting on a host call): private {:.2} MiB, shared image pages mapped {:.2} MiB",
         per(anon0, anon1),
         per(shmem0, shmem1)
+    );
+}
+
+/// A job on the "contacts" profile that imports its packages, against the same job without
+/// the import on the default runtime, in alternating rounds of one sandbox that has both
+/// (target, issue #19: within 10 %); and what loading the profile costs.
+async fn profile_import(jobs: usize) {
+    let root = action_worker_tests::repo_root();
+    let contacts = root.join("build/runtime-contacts.wasm");
+    if !contacts.exists() {
+        println!("profile import: skipped, {} is not built (make build)", contacts.display());
+        return;
+    }
+    let rss = || status_bytes("RssAnon") + status_bytes("RssShmem") + status_bytes("RssFile");
+    let mut config = SandboxConfig::new(root.join("build/action-runtime.wasm"));
+    config.cache_dir = Some(root.join("build/cache"));
+    config.warm_instances = 2;
+    let (rss0, t) = (rss(), Instant::now());
+    let one = Sandbox::new(config.clone()).unwrap();
+    one.warm_up().await.unwrap();
+    let (rss1, one_ms) = (rss(), t.elapsed());
+    config.profiles = vec![("contacts".into(), contacts)];
+    let t = Instant::now();
+    let both = Sandbox::new(config).unwrap();
+    both.warm_up().await.unwrap();
+    let (rss2, both_ms) = (rss(), t.elapsed());
+    println!(
+        "loaded and warm (2 instances each): default alone {} (+{:.1} MiB resident), default and contacts {} (+{:.1} MiB)",
+        ms(one_ms),
+        rss1.saturating_sub(rss0) as f64 / (1 << 20) as f64,
+        ms(both_ms),
+        rss2.saturating_sub(rss1) as f64 / (1 << 20) as f64
+    );
+    drop(one);
+    let import = format!("import phonenumbers\nfrom slugify import slugify\n{TRIVIAL}");
+    let cases = [("default", TRIVIAL), ("contacts", import.as_str())];
+    let mut times = [vec![], vec![]];
+    let mut stats = [(0, 0); 2];
+    for (i, (runtime, source)) in cases.iter().enumerate() {
+        for _ in 0..50 {
+            run_on(&both, runtime, source, JobLimits::default()).await;
+        }
+        let out = run_on(&both, runtime, source, JobLimits::default()).await;
+        assert_eq!(out.output["ok"], json!(true), "{out:?}");
+        stats[i] = (out.stats.fuel_used, out.stats.memory_peak_bytes);
+    }
+    for round in 0..8 {
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (runtime, source) = cases[i];
+            for _ in 0..jobs / 8 {
+                let t = Instant::now();
+                run_on(&both, runtime, source, JobLimits::default()).await;
+                times[i].push(t.elapsed());
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+    }
+    for (i, label) in [
+        "trivial job, default runtime",
+        "same + import phonenumbers, slugify (contacts)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        times[i].sort();
+        println!(
+            "{:<44} p50 {}  p99 {}  fuel/job {}  memory {:.1} MiB",
+            label,
+            ms(percentile(&times[i], 0.5)),
+            ms(percentile(&times[i], 0.99)),
+            stats[i].0,
+            stats[i].1 as f64 / (1 << 20) as f64
+        );
+    }
+    println!(
+        "profile import against the default: p50 {:+.1} %, fuel {:+.1} % (target: within 10 %)",
+        (percentile(&times[1], 0.5).as_secs_f64() / percentile(&times[0], 0.5).as_secs_f64() - 1.0) * 100.0,
+        (stats[1].0 as f64 / stats[0].0 as f64 - 1.0) * 100.0
     );
 }
 
@@ -319,4 +409,5 @@ async fn main() {
     );
 
     memory_per_instance(&sb, 64).await;
+    profile_import(jobs).await;
 }
