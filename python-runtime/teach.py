@@ -8,6 +8,7 @@ so a script's `except` clauses catch what they expect.
 """
 
 import builtins
+import importlib._bootstrap
 import io
 import os
 import sys
@@ -72,16 +73,34 @@ def missing_module_message(name):
     )
 
 
-_import = builtins.__import__
+_find_and_load = importlib._bootstrap._find_and_load
 
 
-def _teaching_import(name, globals=None, locals=None, fromlist=(), level=0):
+def _teaching_find_and_load(name, import_):
+    """importlib's step for a module not in `sys.modules` (CPython's import calls it only
+    then): a module no finder has raises ModuleNotFoundError with a message that teaches. An
+    import of a module that is there (every module of the runtime) never comes here, so it
+    stays CPython's C path: about 2,100 fuel, against 4,200 through a Python `__import__`."""
     try:
-        return _import(name, globals, locals, fromlist, level)
+        return _find_and_load(name, import_)
     except ModuleNotFoundError as exc:
-        if exc.name is None:
+        if exc.name is None or exc.msg != f"No module named {exc.name!r}":
             raise
         raise ModuleNotFoundError(missing_module_message(exc.name), name=exc.name) from None
+
+
+_handle_fromlist = importlib._bootstrap._handle_fromlist
+
+
+def _fast_handle_fromlist(module, fromlist, import_, *, recursive=False):
+    """importlib's `from package import name` step (CPython calls it for a package): when
+    every name is already an attribute, as every module of the runtime is (all were imported
+    at build time), the package as is; else importlib's own, which imports and raises."""
+    names = module.__dict__
+    for name in fromlist:
+        if name not in names:
+            return _handle_fromlist(module, fromlist, import_, recursive=recursive)
+    return module
 
 
 _open = io.open
@@ -122,6 +141,8 @@ def _patch(module_name, **attributes):
 def install():
     """Puts the teaching versions in place (at build time)."""
     builtins.open = io.open = _teaching_open
+    importlib._bootstrap._find_and_load = _teaching_find_and_load
+    importlib._bootstrap._handle_fromlist = _fast_handle_fromlist
     os.environ = _Environ(os.environ)
     net = _refuse(PermissionError, SOCKETS)
     _patch("socket", socket=_refusing(PermissionError, SOCKETS), create_connection=net, getaddrinfo=net,
@@ -146,12 +167,11 @@ def install():
 
 
 def script_builtins(extra):
-    """The builtins a script sees: Python's (with the teaching `open`), `__import__` that
-    teaches, and `extra` (the helpers and types). Made once, at build time: a job passes it as
-    its globals' `__builtins__`, so the runtime's own imports go through no wrapper and a job
-    copies nothing."""
+    """The builtins a script sees: Python's (with the teaching `open`) and `extra` (the
+    helpers and types). Made once, at build time: a job passes it as its globals'
+    `__builtins__`, so a job copies nothing. (Imports teach in `_find_and_load`, which only a
+    module that is not there reaches.)"""
     names = dict(builtins.__dict__)
-    names["__import__"] = _teaching_import
     names.update(extra)
     return names
 

@@ -1,7 +1,7 @@
 //! Property tests of decoding over arbitrary bytes and hostile shapes (STYLE habit 14): jobs
 //! and definitions in JSON and MessagePack never panic and never take the stack or the heap,
 //! whatever the payload claims; what decodes validates without a panic; a job survives its
-//! own encoding.
+//! own encoding; an inline action's `python.runtime` is accepted only by the profile rule.
 // Tests fail by panicking: unwrap, expect and panic are how they report.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -87,6 +87,34 @@ proptest! {
         for encoding in both() {
             let bytes = encoding.encode(&job);
             prop_assert_eq!(&encoding.decode::<Job>(&bytes).unwrap(), &job);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// `python.runtime` is a job's text (an inline action names its profile): whatever it
+    /// holds, the definition validates without a panic, and it is accepted only as a name of
+    /// the profile rule, so it can be shown in an error and looked up as is.
+    #[test]
+    fn an_arbitrary_runtime_name_is_accepted_only_by_the_rule(
+        name in prop_oneof![any::<String>(), "[a-z][a-z0-9_-]{0,70}", "[ -~]{0,8}"]
+    ) {
+        let definition: ActionDefinition = serde_json::from_value(json!({"name": "a",
+            "type": "python", "python": {"code": "x = 1", "runtime": name}})).unwrap();
+        let rule = name.len() <= 63
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        match definition.validate() {
+            Ok(()) => {
+                prop_assert!(rule, "{name:?} accepted");
+                prop_assert_eq!(definition.python_runtime(), name.as_str());
+            }
+            Err(e) => {
+                prop_assert!(!rule, "{name:?} refused: {e}");
+                prop_assert_eq!(e.field.as_str(), "python.runtime");
+            }
         }
     }
 }

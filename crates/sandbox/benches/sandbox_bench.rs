@@ -8,7 +8,7 @@
 //! fuel per trivial job, resident memory per live instance, what an import costs in a job,
 //! a job importing a runtime profile's packages against a trivial job on the default runtime
 //! (alternating), and fuel per second of CPU (the basis of the default fuel limit).
-//! Env: `JOBS` (2000).
+//! Env: `JOBS` (2000); `ONLY=profiles` for the profile rows alone.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
@@ -223,7 +223,10 @@ async fn profile_import(jobs: usize) {
     let root = action_worker_tests::repo_root();
     let contacts = root.join("build/runtime-contacts.wasm");
     if !contacts.exists() {
-        println!("profile import: skipped, {} is not built (make build)", contacts.display());
+        println!(
+            "profile import: skipped, {} is not built (make build)",
+            contacts.display()
+        );
         return;
     }
     let rss = || status_bytes("RssAnon") + status_bytes("RssShmem") + status_bytes("RssFile");
@@ -248,9 +251,13 @@ async fn profile_import(jobs: usize) {
     );
     drop(one);
     let import = format!("import phonenumbers\nfrom slugify import slugify\n{TRIVIAL}");
-    let cases = [("default", TRIVIAL), ("contacts", import.as_str())];
-    let mut times = [vec![], vec![]];
-    let mut stats = [(0, 0); 2];
+    let cases = [
+        ("default", TRIVIAL),
+        ("contacts", import.as_str()),
+        ("contacts", TRIVIAL),
+    ];
+    let mut times = [vec![], vec![], vec![]];
+    let mut stats = [(0, 0); 3];
     for (i, (runtime, source)) in cases.iter().enumerate() {
         for _ in 0..50 {
             run_on(&both, runtime, source, JobLimits::default()).await;
@@ -260,7 +267,7 @@ async fn profile_import(jobs: usize) {
         stats[i] = (out.stats.fuel_used, out.stats.memory_peak_bytes);
     }
     for round in 0..8 {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let order = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
         for i in order {
             let (runtime, source) = cases[i];
             for _ in 0..jobs / 8 {
@@ -274,6 +281,7 @@ async fn profile_import(jobs: usize) {
     for (i, label) in [
         "trivial job, default runtime",
         "same + import phonenumbers, slugify (contacts)",
+        "trivial job, contacts (no import)",
     ]
     .iter()
     .enumerate()
@@ -290,7 +298,8 @@ async fn profile_import(jobs: usize) {
     }
     println!(
         "profile import against the default: p50 {:+.1} %, fuel {:+.1} % (target: within 10 %)",
-        (percentile(&times[1], 0.5).as_secs_f64() / percentile(&times[0], 0.5).as_secs_f64() - 1.0) * 100.0,
+        (percentile(&times[1], 0.5).as_secs_f64() / percentile(&times[0], 0.5).as_secs_f64() - 1.0)
+            * 100.0,
         (stats[1].0 as f64 / stats[0].0 as f64 - 1.0) * 100.0
     );
 }
@@ -305,6 +314,11 @@ async fn main() {
         "PAGEMAP_SCAN available: {}",
         wasmtime::PoolingAllocationConfig::is_pagemap_scan_available()
     );
+    // ONLY=profiles runs only the runtime profile rows.
+    if std::env::var("ONLY").is_ok_and(|v| v == "profiles") {
+        profile_import(jobs).await;
+        return;
+    }
     let t = Instant::now();
     let sb = sandbox(2, 0);
     println!(
