@@ -218,3 +218,100 @@ fn a_profile_without_its_component_stops_the_start_naming_it() {
         assert!(err.contains(key), "{toml}: {err}");
     }
 }
+
+/// A wheel `NAME-1.0-TAG.whl` in `dir` holding `module.py`, made by the .venv's Python; its
+/// requirements line (the file, pinned by its hash).
+fn wheel(dir: &Path, name: &str, tag: &str, module: &str) -> String {
+    let script = r#"
+import base64, hashlib, sys, zipfile
+dir, name, tag, module = sys.argv[1:]
+path = f"{dir}/{name}-1.0-{tag}.whl"
+info = f"{name}-1.0.dist-info"
+files = {f"{module}.py": b"VALUE = 1\n",
+         f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n".encode(),
+         f"{info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: {tag}\n".encode()}
+record = "".join(f"{p},sha256={base64.urlsafe_b64encode(hashlib.sha256(b).digest()).rstrip(b'=').decode()},{len(b)}\n" for p, b in files.items())
+files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()
+with zipfile.ZipFile(path, "w") as z:
+    for p, b in files.items():
+        z.writestr(p, b)
+print(f"{path} --hash=sha256:{hashlib.sha256(open(path, 'rb').read()).hexdigest()}")
+"#;
+    let out = Command::new(common::repo_root().join(".venv/bin/python"))
+        .args(["-c", script, dir.to_str().unwrap(), name, tag, module])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn runtime_build_refuses_what_a_profile_may_not_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pure = wheel(d, "tinyclock", "py3-none-any", "tinyclock");
+    let native = wheel(d, "fastclock", "cp311-cp311-linux_x86_64", "fastclock");
+    let clash = wheel(d, "notrequests", "py3-none-any", "requests");
+    let cases = [
+        // Not pinned by a hash: pip refuses in --require-hashes mode.
+        (
+            pure.split(" --hash").next().unwrap().to_string(),
+            "pip could not install",
+        ),
+        (
+            native,
+            "is not a pure-Python wheel (tag cp311-cp311-linux_x86_64)",
+        ),
+        (
+            clash,
+            "a package provides module 'requests', which the runtime already has",
+        ),
+    ];
+    for (i, (line, expected)) in cases.iter().enumerate() {
+        let requirements = d.join(format!("r{i}.txt"));
+        std::fs::write(&requirements, format!("{line}\n")).unwrap();
+        std::fs::create_dir_all(d.join(format!("c{i}"))).unwrap();
+        let config = common::write_config(
+            &d.join(format!("c{i}")),
+            &format!(
+                "[runtime.profiles.test-refused-{i}]\nrequirements = \"{}\"\ncomponent = \"{}\"\n",
+                requirements.display(),
+                d.join(format!("runtime-{i}.wasm")).display()
+            ),
+        );
+        let source = common::repo_root();
+        let (code, _, err) = cli(
+            &config,
+            &["runtime", "build", "--source", source.to_str().unwrap()],
+        );
+        assert_eq!(code, 2, "{line}: {err}");
+        assert!(err.contains(expected), "{line}: {err}");
+        assert!(
+            err.contains(&format!(
+                "runtime profile test-refused-{i}: the build failed"
+            )),
+            "{err}"
+        );
+        assert!(!d.join(format!("runtime-{i}.wasm")).exists());
+    }
+    // Naming a profile the configuration does not have.
+    std::fs::create_dir_all(d.join("c9")).unwrap();
+    let config = common::write_config(&d.join("c9"), &common::contacts_profile());
+    let (code, _, err) = cli(&config, &["runtime", "build", "phones"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no profile \"phones\" in [runtime.profiles] (it has: contacts)"),
+        "{err}"
+    );
+    let (code, out, _) = cli(&config, &["runtime", "list"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("contacts\t") && l.ends_with("\tbuilt")),
+        "{out}"
+    );
+}
