@@ -112,6 +112,57 @@ async fn leader_of(js: &jetstream::Context, stream: &str) -> usize {
     }
 }
 
+/// Waits until every stream and consumer has a leader and every replica is current: a node
+/// that came back has caught up, so losing another leaves two that can elect. (Without it,
+/// on a loaded machine, the next loss can leave a group with one current replica and no
+/// leader for longer than the test waits.)
+async fn wait_caught_up(js: &jetstream::Context) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !caught_up(js).await {
+        assert!(Instant::now() < deadline, "the cluster did not catch up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn caught_up(js: &jetstream::Context) -> bool {
+    let Ok(names) = js
+        .stream_names()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return false;
+    };
+    for name in names {
+        let Ok(mut stream) = js.get_stream(&name).await else {
+            return false;
+        };
+        let Ok(info) = stream.info().await else {
+            return false;
+        };
+        if !current(info.cluster.as_ref()) {
+            return false;
+        }
+        let consumers: Vec<_> = stream.consumers().collect().await;
+        for consumer in consumers {
+            let Ok(consumer) = consumer else {
+                return false;
+            };
+            if !current(consumer.cluster.as_ref()) {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+fn current(cluster: Option<&jetstream::stream::ClusterInfo>) -> bool {
+    cluster.is_some_and(|c| {
+        c.leader.is_some() && c.replicas.iter().all(|peer| peer.current && !peer.offline)
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_on_a_cluster_that_loses_nodes_answers_every_job_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,6 +225,7 @@ async fn a_worker_on_a_cluster_that_loses_nodes_answers_every_job_once() {
     wait_stored(&js, so_far + 40, Duration::from_secs(60)).await;
     cluster.nodes[served_by].start_again().await;
     cluster.wait_for_jetstream(served_by).await;
+    wait_caught_up(&js).await;
 
     // The node leading the jobs stream.
     let leader = leader_of(&js, "ACTIONS_JOBS").await;
