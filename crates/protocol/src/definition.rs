@@ -60,7 +60,10 @@ pub struct PythonSpec {
 /// its own.
 pub const DEFAULT_RUNTIME: &str = "default";
 
-/// `^[a-z][a-z0-9_-]{0,62}$`: a runtime profile's name.
+/// The rule of a runtime profile's name, as errors show it ([`is_valid_runtime_name`]).
+pub const RUNTIME_NAME_RULE: &str = "^[a-z][a-z0-9_-]{0,62}$";
+
+/// [`RUNTIME_NAME_RULE`]: a runtime profile's name.
 pub fn is_valid_runtime_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -98,6 +101,40 @@ impl ActionLimits {
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
+
+    /// No limit set to 0 (but `max_http_calls`, which may be).
+    fn validate(&self) -> Result<(), DefinitionError> {
+        for (field, value) in [
+            ("limits.timeout_ms", self.timeout_ms),
+            ("limits.fuel", self.fuel),
+            ("limits.memory_mb", self.memory_mb),
+        ] {
+            if value == Some(0) {
+                return Err(DefinitionError::new(field, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Each of `allowed_hosts` a host name or a `*.domain` pattern.
+fn validate_allowed_hosts(hosts: &[String]) -> Result<(), DefinitionError> {
+    for (i, host) in hosts.iter().enumerate() {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        let ok = !bare.is_empty()
+            && bare
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            && !bare.starts_with('.')
+            && !bare.ends_with('.');
+        if !ok {
+            return Err(DefinitionError::new(
+                format!("allowed_hosts[{i}]"),
+                format!("{host:?} is not a host name or *.domain pattern"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 const PARAMETER_TYPES: &[&str] = &["string", "number", "integer", "boolean", "object", "array"];
@@ -113,6 +150,18 @@ pub fn is_valid_action_name(name: &str) -> bool {
 impl ActionDefinition {
     /// Checks every rule that can be checked without the worker's configuration.
     pub fn validate(&self) -> Result<(), DefinitionError> {
+        self.validate_header()?;
+        match self.kind {
+            ActionKind::Api => self.validate_api(),
+            ActionKind::Python => self.validate_python(),
+        }?;
+        self.validate_parameters()?;
+        self.limits.validate()?;
+        validate_allowed_hosts(&self.allowed_hosts)
+    }
+
+    /// The name and the description.
+    fn validate_header(&self) -> Result<(), DefinitionError> {
         if !is_valid_action_name(&self.name) {
             return Err(DefinitionError::new(
                 "name",
@@ -131,53 +180,60 @@ impl ActionDefinition {
                 ),
             ));
         }
-        match self.kind {
-            ActionKind::Api => {
-                if self.python.is_some() {
-                    return Err(DefinitionError::new(
-                        "python",
-                        "not allowed in an action of type \"api\"",
-                    ));
-                }
-                let api = self.api.as_ref().ok_or_else(|| {
-                    DefinitionError::new("api", "missing: an action of type \"api\" needs it")
-                })?;
-                if !(api.base_url.starts_with("http://") || api.base_url.starts_with("https://")) {
-                    return Err(DefinitionError::new(
-                        "api.base_url",
-                        "must start with http:// or https://",
-                    ));
-                }
-                api.validate()?;
-                if api.timeout_ms == Some(0) {
-                    return Err(DefinitionError::new("api.timeout_ms", "must be at least 1"));
-                }
-            }
-            ActionKind::Python => {
-                if self.api.is_some() {
-                    return Err(DefinitionError::new(
-                        "api",
-                        "not allowed in an action of type \"python\"",
-                    ));
-                }
-                let python = self.python.as_ref().ok_or_else(|| {
-                    DefinitionError::new("python", "missing: an action of type \"python\" needs it")
-                })?;
-                if python.code.trim().is_empty() {
-                    return Err(DefinitionError::new("python.code", "is empty"));
-                }
-                if let Some(runtime) = &python.runtime
-                    && !is_valid_runtime_name(runtime)
-                {
-                    return Err(DefinitionError::new(
-                        "python.runtime",
-                        format!(
-                            "{runtime:?} is not a runtime profile name matching ^[a-z][a-z0-9_-]{{0,62}}$"
-                        ),
-                    ));
-                }
-            }
+        Ok(())
+    }
+
+    /// An action of type "api": its `api` table, and no `python`.
+    fn validate_api(&self) -> Result<(), DefinitionError> {
+        if self.python.is_some() {
+            return Err(DefinitionError::new(
+                "python",
+                "not allowed in an action of type \"api\"",
+            ));
         }
+        let api = self.api.as_ref().ok_or_else(|| {
+            DefinitionError::new("api", "missing: an action of type \"api\" needs it")
+        })?;
+        if !(api.base_url.starts_with("http://") || api.base_url.starts_with("https://")) {
+            return Err(DefinitionError::new(
+                "api.base_url",
+                "must start with http:// or https://",
+            ));
+        }
+        api.validate()?;
+        if api.timeout_ms == Some(0) {
+            return Err(DefinitionError::new("api.timeout_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// An action of type "python": its `python` table, and no `api`.
+    fn validate_python(&self) -> Result<(), DefinitionError> {
+        if self.api.is_some() {
+            return Err(DefinitionError::new(
+                "api",
+                "not allowed in an action of type \"python\"",
+            ));
+        }
+        let python = self.python.as_ref().ok_or_else(|| {
+            DefinitionError::new("python", "missing: an action of type \"python\" needs it")
+        })?;
+        if python.code.trim().is_empty() {
+            return Err(DefinitionError::new("python.code", "is empty"));
+        }
+        if let Some(runtime) = &python.runtime
+            && !is_valid_runtime_name(runtime)
+        {
+            return Err(DefinitionError::new(
+                "python.runtime",
+                format!("{runtime:?} is not a runtime profile name matching {RUNTIME_NAME_RULE}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Each parameter's `type`, when it names one.
+    fn validate_parameters(&self) -> Result<(), DefinitionError> {
         for (name, spec) in &self.parameters {
             if let Some(kind) = &spec.kind
                 && !PARAMETER_TYPES.contains(&kind.as_str())
@@ -185,31 +241,6 @@ impl ActionDefinition {
                 return Err(DefinitionError::new(
                     format!("parameters.{name}.type"),
                     format!("{kind:?} is not one of {}", PARAMETER_TYPES.join(", ")),
-                ));
-            }
-        }
-        let limits = &self.limits;
-        for (field, value) in [
-            ("limits.timeout_ms", limits.timeout_ms),
-            ("limits.fuel", limits.fuel),
-            ("limits.memory_mb", limits.memory_mb),
-        ] {
-            if value == Some(0) {
-                return Err(DefinitionError::new(field, "must be at least 1"));
-            }
-        }
-        for (i, host) in self.allowed_hosts.iter().enumerate() {
-            let bare = host.strip_prefix("*.").unwrap_or(host);
-            let ok = !bare.is_empty()
-                && bare
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-                && !bare.starts_with('.')
-                && !bare.ends_with('.');
-            if !ok {
-                return Err(DefinitionError::new(
-                    format!("allowed_hosts[{i}]"),
-                    format!("{host:?} is not a host name or *.domain pattern"),
                 ));
             }
         }

@@ -21,7 +21,7 @@ pub use api::{ApiSpec, ApiTemplates, BodyTemplate, HttpMethod, required_argument
 pub use context::build_context;
 pub use definition::{
     ActionDefinition, ActionKind, ActionLimits, DEFAULT_RUNTIME, ParameterSpec, PythonSpec,
-    is_valid_action_name, is_valid_runtime_name,
+    RUNTIME_NAME_RULE, is_valid_action_name, is_valid_runtime_name,
 };
 pub use encoding::{DecodeError, Encoding};
 pub use error::DefinitionError;
