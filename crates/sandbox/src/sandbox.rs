@@ -2,6 +2,7 @@
 //! for every job.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
@@ -55,6 +56,7 @@ type Ready = (Store<JobState>, ActionRuntime, OwnedSemaphorePermit);
 /// One runtime profile's compiled component and its instances made ahead.
 struct Runtime {
     name: String,
+    component: PathBuf,
     pre: ActionRuntimePre<JobState>,
     warm: Mutex<Vec<Ready>>,
     refilling: AtomicBool,
@@ -139,6 +141,7 @@ impl Sandbox {
                 .map_err(setup)?;
             runtimes.push(Runtime {
                 name,
+                component: path,
                 pre,
                 warm: Mutex::new(Vec::new()),
                 refilling: AtomicBool::new(false),
@@ -166,11 +169,15 @@ impl Sandbox {
             .all(|r| r.load_kind == LoadKind::FromCache)
     }
 
-    /// The runtime profiles, the default first, each with whether it came from the cache.
-    pub fn profiles(&self) -> Vec<(&str, bool)> {
+    /// The runtime profiles, the default first, each with its component and whether it came
+    /// from the cache.
+    pub fn profiles(&self) -> Vec<(&str, &Path, bool)> {
         let runtimes = self.inner.runtimes.iter();
         runtimes
-            .map(|r| (r.name.as_str(), r.load_kind == LoadKind::FromCache))
+            .map(|r| {
+                let cached = r.load_kind == LoadKind::FromCache;
+                (r.name.as_str(), r.component.as_path(), cached)
+            })
             .collect()
     }
 

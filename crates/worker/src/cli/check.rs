@@ -199,7 +199,8 @@ fn python_findings(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}.py", definition.name));
     let runtime = definition.python_runtime();
-    let known = known_runtimes(config);
+    let runtimes = config.sections.runtime.profile_components();
+    let known: Vec<&str> = runtimes.map(|(name, _)| name).collect();
     if !known.contains(&runtime) {
         let message = action_sandbox::unknown_runtime(runtime, &known);
         return Ok(vec![Finding::new(Severity::Error, "runtime", message)]);
@@ -241,14 +242,6 @@ fn python_findings(
     }
     serde_json::from_value::<Vec<Finding>>(result.output.clone())
         .with_context(|| format!("the checker answered {}", result.output))
-}
-
-/// The runtime profiles of the configuration, "default" first.
-fn known_runtimes(config: &Settings) -> Vec<&str> {
-    let named = config.sections.runtime.profiles.keys().map(String::as_str);
-    std::iter::once(action_protocol::DEFAULT_RUNTIME)
-        .chain(named)
-        .collect()
 }
 
 /// A definition file's `script = "file.py"`, relative to the definition; None for a `.py`.

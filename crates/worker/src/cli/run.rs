@@ -157,12 +157,7 @@ async fn engine(config: &Settings) -> anyhow::Result<Conversations> {
 pub fn precompile(config: &Settings) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let sandbox = Sandbox::new(config.sandbox.clone())?;
-    let runtime = &config.sections.runtime;
-    for (name, cached) in sandbox.profiles() {
-        let component = match runtime.profiles.get(name) {
-            Some(profile) => profile.component_path(name),
-            None => runtime.component.clone(),
-        };
+    for (name, component, cached) in sandbox.profiles() {
         let how = if cached {
             "already in the cache"
         } else {
@@ -171,7 +166,7 @@ pub fn precompile(config: &Settings) -> anyhow::Result<ExitCode> {
         println!(
             "{name}: {}: {how} under {}",
             component.display(),
-            runtime.cache_dir.display()
+            config.runtime.cache_dir.display()
         );
     }
     println!("{} ms", started.elapsed().as_millis());

@@ -47,9 +47,8 @@ pub fn main(config: &Settings, args: RuntimeArgs) -> anyhow::Result<ExitCode> {
     let profiles = &config.sections.runtime.profiles;
     match args.command {
         RuntimeCommand::List => {
-            println!("default\t{}", built(&config.sections.runtime.component));
-            for (name, profile) in profiles {
-                println!("{name}\t{}", built(&profile.component_path(name)));
+            for (name, component) in config.sections.runtime.profile_components() {
+                println!("{name}\t{}", built(&component));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -61,6 +61,26 @@ impl ProfileConfig {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("build/runtime-{name}.wasm")))
     }
+
+    fn validate(&self, name: &str) -> anyhow::Result<()> {
+        if name == action_protocol::DEFAULT_RUNTIME {
+            bail!(
+                "runtime.profiles.default: \"default\" is the runtime of runtime.component; name the profile otherwise"
+            );
+        }
+        if !action_protocol::is_valid_runtime_name(name) {
+            bail!(
+                "runtime.profiles.{name}: not a profile name matching {}",
+                action_protocol::RUNTIME_NAME_RULE
+            );
+        }
+        for module in &self.exclude {
+            if module.is_empty() || !module.split('.').all(is_identifier) {
+                bail!("runtime.profiles.{name}.exclude: {module:?} is not a dotted module name");
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `runtime.cpu_slice_us` by default: 1 ms, a fifth of the sandbox's own slice. Measured
@@ -189,6 +209,14 @@ impl LimitValues {
 }
 
 impl RuntimeConfig {
+    /// Every runtime profile with its component: "default" (`component`) first, then
+    /// `[runtime.profiles]` in name order (the order the sandbox loads them in).
+    pub fn profile_components(&self) -> impl Iterator<Item = (&str, PathBuf)> {
+        let named = self.profiles.iter();
+        let named = named.map(|(name, profile)| (name.as_str(), profile.component_path(name)));
+        std::iter::once((action_protocol::DEFAULT_RUNTIME, self.component.clone())).chain(named)
+    }
+
     pub(super) fn validate(&self) -> anyhow::Result<()> {
         let r = self;
         if r.max_instances == 0 {
@@ -214,25 +242,6 @@ impl RuntimeConfig {
         }
         for (name, profile) in &r.profiles {
             profile.validate(name)?;
-        }
-        Ok(())
-    }
-}
-
-impl ProfileConfig {
-    fn validate(&self, name: &str) -> anyhow::Result<()> {
-        if name == action_protocol::DEFAULT_RUNTIME {
-            bail!(
-                "runtime.profiles.default: \"default\" is the runtime of runtime.component; name the profile otherwise"
-            );
-        }
-        if !action_protocol::is_valid_runtime_name(name) {
-            bail!("runtime.profiles.{name}: not a profile name matching ^[a-z][a-z0-9_-]{{0,62}}$");
-        }
-        for module in &self.exclude {
-            if module.is_empty() || !module.split('.').all(is_identifier) {
-                bail!("runtime.profiles.{name}.exclude: {module:?} is not a dotted module name");
-            }
         }
         Ok(())
     }
