@@ -58,6 +58,23 @@ pub fn worker(args: &[&str]) -> Output {
         .expect("run action-worker")
 }
 
+/// Runs the binary with `config` and `args`, its logs at errors only: (exit code, stdout,
+/// stderr).
+pub fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(worker_binary())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("ACTION_WORKER_LOG", "error")
+        .output()
+        .expect("run action-worker");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A `worker.toml` in `dir` using the repository's runtime and compile cache, one process, the
 /// admin port
 /// on any free loopback port, loopback opened for the fake servers, and `extra` TOML after

@@ -11,22 +11,8 @@ use std::process::Command;
 use serde_json::Value;
 
 use action_worker_tests as common;
+use common::cli;
 use common::nats::Nats;
-
-/// Runs the binary with `config` and `args`: (exit code, stdout, stderr).
-fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_action-worker"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 async fn run(source: &str) -> Value {
     let dir = tempfile::tempdir().unwrap();

@@ -12,22 +12,8 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use action_worker_tests as common;
+use common::cli;
 use common::nats::{Nats, Worker, run_json};
-
-fn cli(config: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(common::worker_binary())
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("ACTION_WORKER_LOG", "error")
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A job running `code` inline on `runtime` (None: no `python.runtime`).
 fn job(id: &str, runtime: Option<&str>, code: &str, args: Value) -> Value {
