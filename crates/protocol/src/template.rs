@@ -27,91 +27,117 @@ fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
+/// The pieces parsed so far, and the text not yet made a piece.
+#[derive(Default)]
+struct Pieces {
+    pieces: Vec<Piece>,
+    literal: String,
+}
+
+impl Pieces {
+    fn var(&mut self, name: String) {
+        if !self.literal.is_empty() {
+            self.pieces
+                .push(Piece::Text(std::mem::take(&mut self.literal)));
+        }
+        self.pieces.push(Piece::Var(name));
+    }
+
+    fn finish(mut self) -> Vec<Piece> {
+        if !self.literal.is_empty() {
+            self.pieces.push(Piece::Text(self.literal));
+        }
+        self.pieces
+    }
+}
+
+/// An error of `field` at character `i` (shown from column 1).
+fn at(field: &str, i: usize, msg: &str) -> DefinitionError {
+    DefinitionError::new(field, format!("{msg} at column {}", i + 1))
+}
+
+/// The `{{secrets.NAME}}` at `i`, kept as text for the egress layer; the index after it.
+/// Any other `{{...}}` is an error.
+fn secret_reference(
+    field: &str,
+    chars: &[char],
+    i: usize,
+    literal: &mut String,
+) -> Result<usize, DefinitionError> {
+    let rest: String = chars[i..].iter().collect();
+    let Some(end) = rest.find("}}") else {
+        return Err(at(field, i, "unterminated {{"));
+    };
+    let inner = &rest[2..end];
+    let ok = inner
+        .strip_prefix("secrets.")
+        .is_some_and(|n| n.chars().next().is_some_and(name_start) && n.chars().all(name_char));
+    if !ok {
+        let msg = format!("unknown form {{{{{inner}}}}}: only {{{{secrets.NAME}}}} is allowed");
+        return Err(at(field, i, &msg));
+    }
+    literal.push_str(&rest[..end + 2]);
+    Ok(i + rest[..end + 2].chars().count())
+}
+
+/// The `$` at `i` (followed by `next`): `$$`, `${name}`, `$name`, or a `$` that is itself;
+/// the index after it.
+fn dollar(
+    field: &str,
+    chars: &[char],
+    i: usize,
+    next: Option<char>,
+    out: &mut Pieces,
+) -> Result<usize, DefinitionError> {
+    match next {
+        Some('$') => {
+            out.literal.push('$');
+            Ok(i + 2)
+        }
+        Some('{') => {
+            let Some(len) = chars[i + 2..].iter().position(|&c| c == '}') else {
+                return Err(at(field, i, "unterminated ${"));
+            };
+            let j = i + 2 + len;
+            let name: String = chars[i + 2..j].iter().collect();
+            if !name.chars().next().is_some_and(name_start) || !name.chars().all(name_char) {
+                let msg = format!("${{{name}}} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                return Err(at(field, i, &msg));
+            }
+            out.var(name);
+            Ok(j + 1)
+        }
+        Some(n) if name_start(n) => {
+            let len = chars[i + 1..].iter().take_while(|&&c| name_char(c)).count();
+            out.var(chars[i + 1..i + 1 + len].iter().collect());
+            Ok(i + 1 + len)
+        }
+        _ => {
+            out.literal.push('$');
+            Ok(i + 1)
+        }
+    }
+}
+
 impl Template {
     /// Parses `text`; `field` names it in errors (`api.path`).
     pub fn parse(field: &str, text: &str) -> Result<Self, DefinitionError> {
         let chars: Vec<char> = text.chars().collect();
-        let mut pieces = vec![];
-        let mut literal = String::new();
+        let mut out = Pieces::default();
         let mut i = 0;
-        let at =
-            |i: usize, msg: &str| DefinitionError::new(field, format!("{msg} at column {}", i + 1));
         while i < chars.len() {
-            let c = chars[i];
-            if c == '{' && chars.get(i + 1) == Some(&'{') {
-                let rest: String = chars[i..].iter().collect();
-                let Some(end) = rest.find("}}") else {
-                    return Err(at(i, "unterminated {{"));
-                };
-                let inner = &rest[2..end];
-                let ok = inner.strip_prefix("secrets.").is_some_and(|n| {
-                    n.chars().next().is_some_and(name_start) && n.chars().all(name_char)
-                });
-                if !ok {
-                    return Err(at(
-                        i,
-                        &format!(
-                            "unknown form {{{{{inner}}}}}: only {{{{secrets.NAME}}}} is allowed"
-                        ),
-                    ));
+            i = match (chars[i], chars.get(i + 1)) {
+                ('{', Some('{')) => secret_reference(field, &chars, i, &mut out.literal)?,
+                ('$', next) => dollar(field, &chars, i, next.copied(), &mut out)?,
+                (c, _) => {
+                    out.literal.push(c);
+                    i + 1
                 }
-                literal.push_str(&rest[..end + 2]);
-                i += rest[..end + 2].chars().count();
-                continue;
-            }
-            if c != '$' {
-                literal.push(c);
-                i += 1;
-                continue;
-            }
-            match chars.get(i + 1) {
-                Some('$') => {
-                    literal.push('$');
-                    i += 2;
-                }
-                Some('{') => {
-                    let mut j = i + 2;
-                    while j < chars.len() && chars[j] != '}' {
-                        j += 1;
-                    }
-                    if j >= chars.len() {
-                        return Err(at(i, "unterminated ${"));
-                    }
-                    let name: String = chars[i + 2..j].iter().collect();
-                    if !name.chars().next().is_some_and(name_start) || !name.chars().all(name_char)
-                    {
-                        return Err(at(
-                            i,
-                            &format!("${{{name}}} is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-                        ));
-                    }
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Var(name));
-                    i = j + 1;
-                }
-                Some(&n) if name_start(n) => {
-                    let mut j = i + 1;
-                    while j < chars.len() && name_char(chars[j]) {
-                        j += 1;
-                    }
-                    if !literal.is_empty() {
-                        pieces.push(Piece::Text(std::mem::take(&mut literal)));
-                    }
-                    pieces.push(Piece::Var(chars[i + 1..j].iter().collect()));
-                    i = j;
-                }
-                _ => {
-                    literal.push('$');
-                    i += 1;
-                }
-            }
+            };
         }
-        if !literal.is_empty() {
-            pieces.push(Piece::Text(literal));
-        }
-        Ok(Self { pieces })
+        Ok(Self {
+            pieces: out.finish(),
+        })
     }
 
     pub fn vars(&self) -> impl Iterator<Item = &str> {
